@@ -1,0 +1,231 @@
+/**
+ * The Kafka adapter: the only file that imports kafkajs. Everything else speaks to Kafka through the
+ * small ports below, so the client library can be replaced without touching the gateway.
+ */
+import kafkajs from 'kafkajs';
+import type { Logger } from 'pino';
+
+const { Kafka, logLevel, CompressionTypes, Partitioners } = kafkajs;
+
+export interface KafkaClientOptions {
+  brokers: readonly string[];
+  clientId: string;
+  /** Root logger; kafkajs logs are routed into a child of it. */
+  logger?: Logger;
+  /** Time allowed to open a TCP connection to a broker. */
+  connectionTimeoutMs?: number;
+  /** Time allowed for one request before it counts as failed (a hung broker never answers). */
+  requestTimeoutMs?: number;
+  /** Retries kafkajs makes itself before an operation fails back to the caller. */
+  retries?: number;
+}
+
+export interface KafkaRecord {
+  key: string;
+  value: Buffer;
+  headers?: Record<string, string>;
+  /** Record timestamp; the broker's append time is used when absent. */
+  timestampMs?: number;
+}
+
+export type Compression = 'none' | 'gzip';
+
+export interface ProducerOptions {
+  /** Idempotent producer with acks=all (one in-flight request, so retries keep order). */
+  idempotent?: boolean;
+  compression?: Compression;
+}
+
+export interface KafkaProducerPort {
+  connect(): Promise<void>;
+  /** Resolves once every record is acknowledged by all in-sync replicas; rejects otherwise. */
+  send(topic: string, records: readonly KafkaRecord[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface TopicSpec {
+  topic: string;
+  partitions?: number;
+  config?: Record<string, string>;
+}
+
+export interface KafkaAdminPort {
+  /** Creates the topics that do not exist yet; existing ones are left as they are. */
+  ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
+  listTopics(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export interface ConsumedRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+  timestampMs: number;
+}
+
+export interface ConsumerOptions {
+  groupId: string;
+  topics: readonly string[];
+  fromBeginning?: boolean;
+}
+
+export interface KafkaConsumerPort {
+  /** Calls `onRecords` with each fetched batch, in partition order; returns once subscribed. */
+  start(onRecords: (records: ConsumedRecord[]) => Promise<void> | void): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface KafkaClient {
+  producer(options?: ProducerOptions): KafkaProducerPort;
+  admin(): KafkaAdminPort;
+  consumer(options: ConsumerOptions): KafkaConsumerPort;
+}
+
+type KafkaLogLevel = (typeof logLevel)[keyof typeof logLevel];
+
+function routeLogs(logger: Logger | undefined) {
+  return () =>
+    ({ level, log }: { namespace: string; level: KafkaLogLevel; label: string; log: { message: string } & Record<string, unknown> }) => {
+      if (!logger) return;
+      const { message, ...rest } = log;
+      // kafkajs reports every failed request at ERROR while it retries; those are warnings for us,
+      // since the uplink decides what a failure means.
+      if (level === logLevel.ERROR || level === logLevel.WARN) logger.warn(rest, message);
+      else if (level === logLevel.INFO) logger.debug(rest, message);
+    };
+}
+
+function headersToStrings(headers: Record<string, unknown> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!headers) return out;
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined) continue;
+    out[k] = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+  }
+  return out;
+}
+
+export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
+  const logger = options.logger?.child({ component: 'kafkajs' });
+  const kafka = new Kafka({
+    clientId: options.clientId,
+    brokers: [...options.brokers],
+    connectionTimeout: options.connectionTimeoutMs ?? 3000,
+    requestTimeout: options.requestTimeoutMs ?? 10000,
+    retry: { retries: options.retries ?? 3, initialRetryTime: 100, maxRetryTime: 2000 },
+    logLevel: logLevel.WARN,
+    logCreator: routeLogs(logger),
+  });
+
+  return {
+    producer(producerOptions: ProducerOptions = {}): KafkaProducerPort {
+      const idempotent = producerOptions.idempotent ?? true;
+      const compression = producerOptions.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+      const producer = kafka.producer({
+        idempotent,
+        maxInFlightRequests: idempotent ? 1 : undefined,
+        allowAutoTopicCreation: false,
+        createPartitioner: Partitioners.DefaultPartitioner,
+        retry: { retries: options.retries ?? 3, initialRetryTime: 100, maxRetryTime: 2000 },
+      });
+      let connected = false;
+      return {
+        async connect() {
+          if (connected) return;
+          await producer.connect();
+          connected = true;
+        },
+        async send(topic, records) {
+          await producer.send({
+            topic,
+            acks: -1,
+            compression,
+            messages: records.map((r) => ({
+              key: r.key,
+              value: r.value,
+              headers: r.headers,
+              timestamp: r.timestampMs === undefined ? undefined : String(r.timestampMs),
+            })),
+          });
+        },
+        async close() {
+          if (!connected) return;
+          connected = false;
+          await producer.disconnect();
+        },
+      };
+    },
+
+    admin(): KafkaAdminPort {
+      const admin = kafka.admin();
+      let connecting: Promise<void> | undefined;
+      const ready = () => (connecting ??= admin.connect());
+      return {
+        async ensureTopics(topics) {
+          await ready();
+          const existing = new Set(await admin.listTopics());
+          const missing = topics.filter((t) => !existing.has(t.topic));
+          if (missing.length === 0) return;
+          await admin.createTopics({
+            waitForLeaders: true,
+            topics: missing.map((t) => ({
+              topic: t.topic,
+              numPartitions: t.partitions ?? 3,
+              replicationFactor: -1,
+              configEntries: Object.entries(t.config ?? {}).map(([name, value]) => ({ name, value })),
+            })),
+          });
+        },
+        async listTopics() {
+          await ready();
+          return admin.listTopics();
+        },
+        async close() {
+          if (!connecting) return;
+          connecting = undefined;
+          await admin.disconnect();
+        },
+      };
+    },
+
+    consumer(consumerOptions: ConsumerOptions): KafkaConsumerPort {
+      const consumer = kafka.consumer({
+        groupId: consumerOptions.groupId,
+        readUncommitted: false,
+        sessionTimeout: 10000,
+        heartbeatInterval: 1000,
+        retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 2000 },
+      });
+      let started = false;
+      return {
+        async start(onRecords) {
+          await consumer.connect();
+          started = true;
+          await consumer.subscribe({ topics: [...consumerOptions.topics], fromBeginning: consumerOptions.fromBeginning ?? true });
+          await consumer.run({
+            eachBatch: async ({ batch }) => {
+              const records = batch.messages.map((m) => ({
+                topic: batch.topic,
+                partition: batch.partition,
+                offset: m.offset,
+                key: m.key ? m.key.toString('utf8') : null,
+                value: m.value,
+                headers: headersToStrings(m.headers),
+                timestampMs: Number(m.timestamp),
+              }));
+              await onRecords(records);
+            },
+          });
+        },
+        async close() {
+          if (!started) return;
+          started = false;
+          await consumer.disconnect();
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,45 @@
+/** Starts a gateway in this process on a free MQTT port, a temp data folder and its own topic. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { resolveConfig, type GatewayConfig } from '../../gateway/config.js';
+import { startGateway, type Gateway } from '../../gateway/main.js';
+import { createLogger } from '../../gateway/ops/logger.js';
+
+export interface GatewayUnderTest {
+  gateway: Gateway;
+  config: Readonly<GatewayConfig>;
+  topic: string;
+  mqttUrl: string;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+export async function startTestGateway(bootstrap: string, overrides: Record<string, unknown> = {}): Promise<GatewayUnderTest> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'reefer-gw-'));
+  const topic = `reefer-telemetry-${randomUUID().slice(0, 8)}`;
+  const config = resolveConfig({
+    file: {
+      gatewayId: 'gw-test',
+      dataDir,
+      mqtt: { host: '127.0.0.1', port: 0 },
+      kafka: { brokers: [bootstrap], topic, requestTimeoutMs: 5000, connectionTimeoutMs: 1000 },
+      uplink: { minBackoffMs: 100, maxBackoffMs: 1000 },
+      log: { level: process.env.REEFER_TEST_LOG ?? 'silent' },
+      ...overrides,
+    },
+  });
+  const gateway = await startGateway(config, { logger: createLogger(config.log.level) });
+  return {
+    gateway,
+    config,
+    topic,
+    mqttUrl: `mqtt://127.0.0.1:${gateway.mqttPort()}`,
+    dataDir,
+    async close() {
+      await gateway.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
