@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+/**
+ * `reefer-gateway`: reads the configuration (file < environment < flags), starts the gateway and
+ * stops it cleanly on SIGINT/SIGTERM.
+ */
+import { readFileSync, realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { CONFIG_FLAGS, ConfigError, resolveConfig, type ConfigFlag, type GatewayConfig } from './config.js';
+import { startGateway } from './main.js';
+import { createLogger } from './ops/logger.js';
+
+export const GATEWAY_USAGE = `Usage: reefer-gateway [--config FILE] [flags]
+
+Receives reefer telemetry over MQTT, keeps it durable in a SQLite outbox and forwards it to Kafka.
+
+Options:
+  -c, --config FILE        YAML configuration file (see docs/configuration.md)
+${Object.entries(CONFIG_FLAGS)
+  .map(([flag, spec]) => `      --${flag.padEnd(19)}${spec.help} (${spec.key})`)
+  .join('\n')}
+  -h, --help               print this help and exit
+
+Environment variables REEFER_<FLAG> (e.g. REEFER_KAFKA_BROKERS) override the file; flags override both.
+`;
+
+export type GatewayArgs = { ok: true; help: boolean; configPath?: string; flags: Partial<Record<ConfigFlag, string>> } | { ok: false; message: string };
+
+export function parseGatewayArgs(argv: readonly string[]): GatewayArgs {
+  const flagOptions = Object.fromEntries(Object.keys(CONFIG_FLAGS).map((flag) => [flag, { type: 'string' as const }]));
+  try {
+    const { values } = parseArgs({
+      args: [...argv],
+      options: { ...flagOptions, config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    });
+    const flags: Partial<Record<ConfigFlag, string>> = {};
+    for (const flag of Object.keys(CONFIG_FLAGS) as ConfigFlag[]) {
+      const value = (values as Record<string, unknown>)[flag];
+      if (typeof value === 'string') flags[flag] = value;
+    }
+    return { ok: true, help: values.help === true, configPath: typeof values.config === 'string' ? values.config : undefined, flags };
+  } catch (error) {
+    return { ok: false, message: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+export function loadGatewayConfig(args: { configPath?: string; flags: Partial<Record<ConfigFlag, string>> }, env: Record<string, string | undefined>): Readonly<GatewayConfig> {
+  let file: unknown;
+  if (args.configPath !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(args.configPath, 'utf8');
+    } catch (error) {
+      throw new ConfigError([`--config: cannot read ${args.configPath}: ${error instanceof Error ? error.message : String(error)}`]);
+    }
+    try {
+      file = parseYaml(text);
+    } catch (error) {
+      throw new ConfigError([`${args.configPath}: not valid YAML: ${error instanceof Error ? error.message : String(error)}`]);
+    }
+  }
+  return resolveConfig({ file, fileName: args.configPath, env, flags: args.flags });
+}
+
+async function main(): Promise<void> {
+  const args = parseGatewayArgs(process.argv.slice(2));
+  if (!args.ok) {
+    process.stderr.write(`reefer-gateway: ${args.message}\n\n${GATEWAY_USAGE}`);
+    process.exit(2);
+  }
+  if (args.help) {
+    process.stdout.write(GATEWAY_USAGE);
+    return;
+  }
+  let config: Readonly<GatewayConfig>;
+  try {
+    config = loadGatewayConfig(args, process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`reefer-gateway: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.log.level);
+  const gateway = await startGateway(config, { logger });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    gateway.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error instanceof Error ? error.message : String(error) }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`reefer-gateway: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  });
+}
