@@ -175,7 +175,11 @@ export function decodeReading(payload: Buffer, ctx: DecodeContext): DecodeResult
     return fromObject(decoded.value as unknown as Record<string, unknown>, ctx, 'avro', undefined);
   }
 
-  const text = payload.toString('utf8');
+  let text = payload.toString('utf8');
+  // Some serial terminals and Windows tools prefix UTF-8 text with a byte order mark.
+  if (text.charCodeAt(0) === 0xfeff) {
+    text = text.slice(1);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
