@@ -1,0 +1,133 @@
+import mqtt from 'mqtt';
+
+export type Qos = 0 | 1 | 2;
+
+export interface DeviceConnectionOptions {
+  /** Broker URL, e.g. mqtt://127.0.0.1:1883. */
+  url: string;
+  clientId: string;
+  /** QoS of every publish on this connection. */
+  qos: Qos;
+  /** MQTT keep-alive; 60 s by default. */
+  keepaliveS?: number;
+  /** Wait between reconnection attempts once connected; 1,000 ms by default, 0 disables them. */
+  reconnectPeriodMs?: number;
+  /** How long the first connection may take before it counts as failed; 10,000 ms by default. */
+  connectTimeoutMs?: number;
+  /** How long close() waits for unacknowledged publishes before dropping the connection; 5,000 ms by default. */
+  closeTimeoutMs?: number;
+}
+
+/** One device's connection to the broker. */
+export interface DeviceConnection {
+  /**
+   * Resolves once the broker acknowledged the message (QoS 1 and 2) or once it was written to the
+   * socket (QoS 0). Rejects if the connection is closed first.
+   */
+  publish(topic: string, payload: Buffer): Promise<void>;
+  /** Waits for pending publishes (bounded), then disconnects. Safe to call twice. */
+  close(): Promise<void>;
+  readonly connected: boolean;
+}
+
+export type ConnectDevice = (options: DeviceConnectionOptions) => Promise<DeviceConnection>;
+
+/**
+ * Connects one device over MQTT 3.1.1 (the protocol the reference devices and every broker the
+ * gateway embeds speak). Rejects if the first connection fails; after that, MQTT.js reconnects on its
+ * own and resends unacknowledged QoS 1/2 messages.
+ */
+export const connectDevice: ConnectDevice = (options) => {
+  const closeTimeoutMs = options.closeTimeoutMs ?? 5_000;
+  const client = mqtt.connect(options.url, {
+    clientId: options.clientId,
+    protocolVersion: 4,
+    clean: true,
+    keepalive: options.keepaliveS ?? 60,
+    reconnectPeriod: options.reconnectPeriodMs ?? 1_000,
+    connectTimeout: options.connectTimeoutMs ?? 10_000,
+  });
+
+  const pending = new Set<(error: Error) => void>();
+  let drained: (() => void) | null = null;
+  let closing: Promise<void> | null = null;
+
+  const publish = (topic: string, payload: Buffer): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      if (closing) {
+        reject(new Error(`${options.clientId}: connection closed`));
+        return;
+      }
+      let settled = false;
+      const settle = (error?: Error): void => {
+        if (settled) return;
+        settled = true;
+        pending.delete(settle);
+        if (pending.size === 0) drained?.();
+        if (error) reject(error);
+        else resolve();
+      };
+      pending.add(settle);
+      client.publish(topic, payload, { qos: options.qos }, (error) => settle(error ?? undefined));
+    });
+
+  const end = (force: boolean): Promise<void> =>
+    new Promise<void>((resolve) => {
+      // A disconnected client never calls back from a graceful end: it queues the DISCONNECT.
+      const timer = setTimeout(resolve, closeTimeoutMs);
+      client.end(force, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      if (pending.size > 0 && client.connected) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, closeTimeoutMs);
+          drained = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      await end(!client.connected || pending.size > 0);
+      // MQTT.js keeps unacknowledged messages in its store on a forced end and never calls them back.
+      for (const settle of [...pending]) {
+        settle(new Error(`${options.clientId}: connection closed before the broker acknowledged`));
+      }
+    })();
+    return closing;
+  };
+
+  const connection: DeviceConnection = {
+    publish,
+    close,
+    get connected() {
+      return client.connected;
+    },
+  };
+
+  let established = false;
+  return new Promise<DeviceConnection>((resolve, reject) => {
+    const fail = (error: Error): void => {
+      client.removeListener('connect', onConnect);
+      client.removeListener('close', onClose);
+      client.end(true);
+      reject(error);
+    };
+    const onConnect = (): void => {
+      established = true;
+      client.removeListener('close', onClose);
+      resolve(connection);
+    };
+    const onClose = (): void => fail(new Error(`${options.clientId}: connection to ${options.url} closed before CONNACK`));
+    client.once('connect', onConnect);
+    client.once('close', onClose);
+    // Without a listener an 'error' event would crash the process; failures surface through publish.
+    client.on('error', (error) => {
+      if (!established) fail(error);
+    });
+  });
+};
