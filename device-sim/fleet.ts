@@ -2,9 +2,19 @@ import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ReeferReading } from '../schemas/reefer-reading.js';
-import { connectDevice as mqttConnectDevice, type ConnectDevice, type DeviceConnection, type Qos } from './mqtt-transport.js';
-import { encodePayload, isPayloadForm, telemetryTopic, type PayloadForm } from './payload-forms.js';
-import { createFleetModel, DEFAULT_INTERVAL_MS, type Reefer } from './reefer-model.js';
+import { createMqttTransport, type DeviceGroup, type DeviceLink, type DeviceTransport } from './device-transport.js';
+import { jitteredBackoffMs, type ConnectDevice, type Qos } from './mqtt-transport.js';
+import { isPayloadForm, type PayloadForm } from './payload-forms.js';
+import {
+  createFleetModel,
+  DEFAULT_INTERVAL_MS,
+  fleetContainerIds,
+  type FailureWindow,
+  type ReadingLabel,
+  type Reefer,
+  type ReferenceFailureMode,
+} from './reefer-model.js';
+import { resolveScenario, type Scenario } from './scenario.js';
 
 export interface FleetOptions {
   /** Broker URL, e.g. mqtt://127.0.0.1:1883. */
@@ -23,20 +33,36 @@ export interface FleetOptions {
   containerPrefix?: string;
   /** Publishes a device may have unacknowledged at once; 10 by default. */
   maxInFlightPerDevice?: number;
-  /** Devices connect spread evenly over this window, sparing the broker a connection storm; 0 by default. */
+  /**
+   * Devices connect spread evenly over this window, sparing the broker a connection storm;
+   * DEFAULT_CONNECT_SPREAD_MS_PER_DEVICE per device by default (10 s for 10,000 devices).
+   */
   connectSpreadMs?: number;
   /** Simulated time of every device's first reading; by default see simulatedClock(). */
   startTimeMs?: number;
   /** Simulated time between a device's readings; by default the wall-clock pace when paced, else 5 minutes. */
   intervalMs?: number;
+  /** A paced fleet's simulated time runs this many times faster than the wall clock; see timeScaledClock(). */
+  timeScale?: number;
+  /** Failures to inject; none by default. */
+  scenario?: Scenario;
   /** Attempts at a device's first connection before it gives up; 5 by default. */
   connectAttempts?: number;
-  /** Called for every reading the broker acknowledged (or, at QoS 0, that was written). */
-  onSent?: (reading: ReeferReading, containerId: string) => void;
+  /**
+   * Called for every reading the broker acknowledged (or, at QoS 0, that was written), with its label:
+   * the failure active when it was taken.
+   */
+  onSent?: (reading: ReeferReading, containerId: string, label: ReadingLabel) => void;
 }
 
 export interface FleetDeps {
+  /** Connects the devices of the default MQTT transport (mqttUrl, qos, form). */
   connectDevice?: ConnectDevice;
+  /**
+   * A mixed fleet: devices in fleet order, group by group, each on its own transport (MQTT, serial, …).
+   * The counts add up to `devices`. By default every device uses MQTT.
+   */
+  transports?: readonly DeviceGroup[];
 }
 
 export interface FleetProgress {
@@ -52,6 +78,11 @@ export interface FleetProgress {
   ratePerSecond: number;
   /** The most recent error's message, to tell a refused connection from a rejected publish. */
   lastError: string | null;
+  /**
+   * Readings acknowledged while their container was failing, per failure mode (modes seen only);
+   * absent from runners that inject no failures.
+   */
+  failureReadings?: Partial<Record<ReferenceFailureMode, number>>;
 }
 
 export type FleetSummary = FleetProgress;
@@ -66,6 +97,7 @@ export interface Fleet {
 
 const CONNECT_BACKOFF_FIRST_MS = 250;
 const CONNECT_BACKOFF_MAX_MS = 5_000;
+export const DEFAULT_CONNECT_SPREAD_MS_PER_DEVICE = 1;
 
 function checkOptions(o: FleetOptions): void {
   const fail = (key: string, expected: string, got: unknown): never => {
@@ -80,10 +112,26 @@ function checkOptions(o: FleetOptions): void {
   if (!isPayloadForm(o.form)) fail('form', 'a payload form', o.form);
   if (!positiveInt(o.maxInFlightPerDevice)) fail('maxInFlightPerDevice', 'a positive integer', o.maxInFlightPerDevice);
   if (!positiveInt(o.connectAttempts)) fail('connectAttempts', 'a positive integer', o.connectAttempts);
+  if (o.connectSpreadMs !== undefined && !(Number.isFinite(o.connectSpreadMs) && o.connectSpreadMs >= 0)) {
+    fail('connectSpreadMs', 'a number ≥ 0', o.connectSpreadMs);
+  }
+  if (o.timeScale !== undefined) {
+    if (!(Number.isFinite(o.timeScale) && o.timeScale > 0)) fail('timeScale', 'a number > 0', o.timeScale);
+    if (!(o.ratePerSecond > 0)) fail('timeScale', 'a paced fleet (ratePerSecond > 0)', o.ratePerSecond);
+  }
+}
+
+function checkGroups(groups: readonly DeviceGroup[], devices: number): void {
+  const total = groups.reduce((sum, g) => sum + g.devices, 0);
+  if (!groups.every((g) => Number.isInteger(g.devices) && g.devices > 0) || total !== devices) {
+    throw new RangeError(
+      `transports: expected groups of positive device counts adding up to devices (${devices}), got ${JSON.stringify(groups.map((g) => `${g.transport.kind}×${g.devices}`))}`,
+    );
+  }
 }
 
 /** Resolves true after ms, or false as soon as the signal aborts (clearing the timer). */
-async function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+export async function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
   if (signal.aborted) return false;
   if (ms <= 0) return true;
   try {
@@ -98,7 +146,7 @@ async function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
  * Hands out publish slots 1/rate apart across the whole fleet. A fleet that falls behind does not
  * burst to catch up: the schedule restarts from now.
  */
-function createPacer(ratePerSecond: number, signal: AbortSignal): () => Promise<boolean> {
+export function createPacer(ratePerSecond: number, signal: AbortSignal): () => Promise<boolean> {
   const gapMs = 1000 / ratePerSecond;
   let nextSlotMs = performance.now();
   return async () => {
@@ -130,13 +178,43 @@ export function simulatedClock(
 /** Readings of history an unpaced, unbounded fleet starts with before it reaches the present. */
 const UNPACED_HISTORY_READINGS = 7 * 288;
 
-/** A fleet of simulated reefers, each publishing its readings in order on its own MQTT connection. */
+/**
+ * The clock of a paced fleet whose simulated time runs `timeScale` times faster than the wall clock.
+ * With a count or a duration it starts in the past, so its last readings land at the present; without
+ * either it starts now and overtakes the present (a gateway rejects readings over 24 h ahead, which
+ * happens after 24 h / (timeScale − 1) of wall time).
+ */
+export function timeScaledClock(
+  options: Pick<FleetOptions, 'devices' | 'ratePerSecond' | 'countPerDevice' | 'durationMs' | 'startTimeMs' | 'intervalMs'> & {
+    timeScale: number;
+  },
+  nowMs: number,
+): { startTimeMs: number; intervalMs: number } {
+  const nowS = Math.floor(nowMs / 1000) * 1000;
+  const paceMs = (options.devices / options.ratePerSecond) * 1000;
+  const intervalMs = options.intervalMs ?? paceMs * options.timeScale;
+  if (options.startTimeMs !== undefined) return { startTimeMs: options.startTimeMs, intervalMs };
+  const readings = options.countPerDevice ?? (options.durationMs === undefined ? 0 : Math.ceil(options.durationMs / paceMs));
+  return { startTimeMs: nowS - readings * intervalMs, intervalMs };
+}
+
+/**
+ * A fleet of simulated reefers, each sending its readings in order on its own link: an MQTT
+ * connection by default, or whatever transport its group in `deps.transports` gives it.
+ */
 export function createFleet(options: FleetOptions, deps: FleetDeps = {}): Fleet {
   checkOptions(options);
-  const connect = deps.connectDevice ?? mqttConnectDevice;
+  const groups: readonly DeviceGroup[] = deps.transports ?? [
+    {
+      transport: createMqttTransport({ url: options.mqttUrl, qos: options.qos, form: options.form }, { connectDevice: deps.connectDevice }),
+      devices: options.devices,
+    },
+  ];
+  checkGroups(groups, options.devices);
+  const transportOf: DeviceTransport[] = groups.flatMap((g) => Array.from({ length: g.devices }, () => g.transport));
   const maxInFlight = options.maxInFlightPerDevice ?? 10;
   const connectAttempts = options.connectAttempts ?? 5;
-  const connectSpreadMs = options.connectSpreadMs ?? 0;
+  const connectSpreadMs = options.connectSpreadMs ?? options.devices * DEFAULT_CONNECT_SPREAD_MS_PER_DEVICE;
 
   const abort = new AbortController();
   // Every waiting device listens to this one signal.
@@ -146,17 +224,31 @@ export function createFleet(options: FleetOptions, deps: FleetDeps = {}): Fleet 
   const onAbort = (): void => signalStop();
   abort.signal.addEventListener('abort', onAbort, { once: true });
 
-  const clock = simulatedClock(options, Date.now());
+  const clock =
+    options.timeScale === undefined
+      ? simulatedClock(options, Date.now())
+      : timeScaledClock({ ...options, timeScale: options.timeScale }, Date.now());
+  const scenario = options.scenario
+    ? resolveScenario(options.scenario, {
+        containerIds: fleetContainerIds(options.devices, options.containerPrefix),
+        seed: options.seed,
+        startTimeMs: clock.startTimeMs,
+        intervalMs: clock.intervalMs,
+      })
+    : { failures: new Map<string, FailureWindow[]>(), random: undefined };
   const reefers: Reefer[] = createFleetModel({
     devices: options.devices,
     seed: options.seed,
     containerPrefix: options.containerPrefix,
     startTimeMs: clock.startTimeMs,
     intervalMs: clock.intervalMs,
+    failures: scenario.failures,
+    randomFailures: scenario.random,
   });
   const takeSlot = options.ratePerSecond > 0 ? createPacer(options.ratePerSecond, abort.signal) : null;
 
-  const live = new Set<DeviceConnection>();
+  const live = new Set<DeviceLink>();
+  const failureReadings: Partial<Record<ReferenceFailureMode, number>> = {};
   let connectedEver = 0;
   let sent = 0;
   let errors = 0;
@@ -177,6 +269,7 @@ export function createFleet(options: FleetOptions, deps: FleetDeps = {}): Fleet 
       elapsedMs: Math.round(ms),
       ratePerSecond: ms > 0 ? Math.round((sent / ms) * 1000 * 100) / 100 : 0,
       lastError,
+      failureReadings: { ...failureReadings },
     };
   };
 
@@ -185,15 +278,14 @@ export function createFleet(options: FleetOptions, deps: FleetDeps = {}): Fleet 
     lastError = error instanceof Error ? error.message : String(error);
   };
 
-  const connectWithRetry = async (containerId: string): Promise<DeviceConnection | null> => {
-    let backoffMs = CONNECT_BACKOFF_FIRST_MS;
+  const connectWithRetry = async (transport: DeviceTransport, containerId: string): Promise<DeviceLink | null> => {
     for (let attempt = 1; attempt <= connectAttempts && !abort.signal.aborted; attempt++) {
       try {
-        return await connect({ url: options.mqttUrl, clientId: containerId, qos: options.qos });
+        return await transport.open(containerId);
       } catch (error) {
         countError(error);
+        const backoffMs = jitteredBackoffMs(attempt - 1, CONNECT_BACKOFF_FIRST_MS, CONNECT_BACKOFF_MAX_MS);
         if (attempt < connectAttempts && !(await sleep(backoffMs, abort.signal))) break;
-        backoffMs = Math.min(backoffMs * 2, CONNECT_BACKOFF_MAX_MS);
       }
     }
     return null;
@@ -201,7 +293,7 @@ export function createFleet(options: FleetOptions, deps: FleetDeps = {}): Fleet 
 
   const runDevice = async (reefer: Reefer, index: number): Promise<void> => {
     if (!(await sleep((index * connectSpreadMs) / options.devices, abort.signal))) return;
-    const connection = await connectWithRetry(reefer.containerId);
+    const connection = await connectWithRetry(transportOf[index]!, reefer.containerId);
     if (!connection) return;
     if (abort.signal.aborted) {
       await connection.close();
@@ -210,7 +302,6 @@ export function createFleet(options: FleetOptions, deps: FleetDeps = {}): Fleet 
     connectedEver += 1;
     live.add(connection);
 
-    const topic = telemetryTopic(reefer.containerId);
     const inFlight = new Set<Promise<void>>();
     let attempted = 0;
     try {
@@ -219,13 +310,14 @@ export function createFleet(options: FleetOptions, deps: FleetDeps = {}): Fleet 
         if (abort.signal.aborted || inFlight.size >= maxInFlight) continue;
         if (takeSlot && !(await takeSlot())) break;
 
-        const reading = reefer.next();
+        const { reading, label } = reefer.sample();
         attempted += 1;
         const publishing: Promise<void> = connection
-          .publish(topic, encodePayload(reading, options.form))
+          .send(reading)
           .then(() => {
             sent += 1;
-            options.onSent?.(reading, reefer.containerId);
+            if (label.failure !== 'none') failureReadings[label.failure] = (failureReadings[label.failure] ?? 0) + 1;
+            options.onSent?.(reading, reefer.containerId, label);
           })
           // A failed publish, or an onSent hook that throws, is counted; the device carries on.
           .catch(countError)

@@ -10,12 +10,21 @@ export interface DeviceConnectionOptions {
   qos: Qos;
   /** MQTT keep-alive; 60 s by default. */
   keepaliveS?: number;
-  /** Wait between reconnection attempts once connected; 1,000 ms by default, 0 disables them. */
+  /**
+   * First wait before reconnecting once connected; it doubles with every failed attempt up to
+   * reconnectMaxMs, each wait jittered by ±50 %. 1,000 ms by default, 0 disables reconnection.
+   */
   reconnectPeriodMs?: number;
+  /** Longest wait between reconnection attempts; 30,000 ms by default. */
+  reconnectMaxMs?: number;
+  /** Uniform in [0, 1), for the jitter; Math.random by default. */
+  random?: () => number;
   /** How long the first connection may take before it counts as failed; 10,000 ms by default. */
   connectTimeoutMs?: number;
   /** How long close() waits for unacknowledged publishes before dropping the connection; 5,000 ms by default. */
   closeTimeoutMs?: number;
+  /** 4 (MQTT 3.1.1) by default; 5 for devices that speak MQTT 5, which the embedded broker refuses. */
+  protocolVersion?: 4 | 5;
 }
 
 /** One device's connection to the broker. */
@@ -33,15 +42,24 @@ export interface DeviceConnection {
 export type ConnectDevice = (options: DeviceConnectionOptions) => Promise<DeviceConnection>;
 
 /**
+ * The wait before retry number `attempt` (0 for the first): doubling from baseMs up to maxMs, then
+ * scaled by a factor in [0.5, 1.5), so devices dropped together do not come back together.
+ */
+export function jitteredBackoffMs(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const ceilingMs = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
+  return Math.max(1, Math.round(ceilingMs * (0.5 + random())));
+}
+
+/**
  * Connects one device over MQTT 3.1.1 (the protocol the reference devices and every broker the
- * gateway embeds speak). Rejects if the first connection fails; after that, MQTT.js reconnects on its
+ * gateway embeds speak), or MQTT 5 when asked. Rejects if the first connection fails; after that, MQTT.js reconnects on its
  * own and resends unacknowledged QoS 1/2 messages.
  */
 export const connectDevice: ConnectDevice = (options) => {
   const closeTimeoutMs = options.closeTimeoutMs ?? 5_000;
   const client = mqtt.connect(options.url, {
     clientId: options.clientId,
-    protocolVersion: 4,
+    protocolVersion: options.protocolVersion ?? 4,
     clean: true,
     keepalive: options.keepaliveS ?? 60,
     reconnectPeriod: options.reconnectPeriodMs ?? 1_000,

@@ -2,7 +2,10 @@ import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Aedes } from 'aedes';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createMqttTransport, type DeviceTransport } from '../../device-sim/device-transport.js';
 import { createFleet, type FleetOptions } from '../../device-sim/fleet.js';
+import { fleetContainerIds, type FailureMode, type ReadingLabel } from '../../device-sim/reefer-model.js';
+import { parseScenario, resolveScenario } from '../../device-sim/scenario.js';
 import { SINGLE_OBJECT_MAGIC } from '../../schemas/avro.js';
 import type { ReeferReading } from '../../schemas/reefer-reading.js';
 import { freePort } from '../harness/free-port.js';
@@ -156,5 +159,77 @@ describe('fleet over MQTT against a real broker', () => {
 
     expect(summary).toMatchObject({ devices: 3, connected: 0, sent: 0, errors: 6 });
     expect(summary.lastError).toMatch(/ECONNREFUSED|closed before CONNACK/);
+  });
+  it('labels each acknowledged reading via onSent with the failure the scenario scheduled for it', async () => {
+    const intervalMs = 5 * 60_000;
+    const startTimeMs = Math.floor(Date.now() / 1000) * 1000 - 2 * 86_400_000;
+    const scenario = parseScenario(
+      [
+        'failures:',
+        '  - { container: C0002, mode: poweroff, startReading: 3, readings: 4 }',
+        '  - { fraction: 0.4, mode: co2sensor, startAfter: 30m, readings: 2 }',
+        '  - { container: [C0004, C0005], mode: tempgrowth, startTime: "' + new Date(startTimeMs + 50 * 60_000).toISOString() + '" }',
+      ].join('\n'),
+    );
+    const acked: { reading: ReeferReading; containerId: string; label: ReadingLabel }[] = [];
+    const options = baseOptions(broker.url, { devices: 5, countPerDevice: 12, seed: 3, startTimeMs, intervalMs, scenario });
+    const fleet = createFleet({ ...options, onSent: (reading, containerId, label) => acked.push({ reading, containerId, label }) });
+
+    const summary = await fleet.run();
+
+    expect(summary).toMatchObject({ sent: 60, errors: 0 });
+    expect(acked).toHaveLength(60);
+    const { failures } = resolveScenario(scenario, { containerIds: fleetContainerIds(5), seed: 3, startTimeMs, intervalMs });
+    const expected = (containerId: string, index: number): FailureMode =>
+      failures.get(containerId)?.find((w) => index >= w.startReading && index < w.startReading + w.readings)?.mode ?? 'none';
+    const counts: Record<string, number> = {};
+    for (const { reading, containerId, label } of acked) {
+      const index = (reading.measurement_time - startTimeMs) / intervalMs;
+      expect(label.failure, `${containerId} reading ${index}`).toBe(expected(containerId, index));
+      expect(reading.maintenance_required).toBe(label.failure !== 'none');
+      if (label.failure === 'poweroff') expect(reading.kilowatts).toBe(0);
+      if (label.failure !== 'none') counts[label.failure] = (counts[label.failure] ?? 0) + 1;
+    }
+    // C0002 is off for readings 3–6; two containers misread CO2 at 6–7 (C0002 stays off at 6 if picked);
+    // C0004 and C0005 warm from reading 10 to the end.
+    expect(counts.tempgrowth).toBe(4);
+    expect(counts.poweroff).toBe(4);
+    expect(counts.co2sensor).toBeGreaterThanOrEqual(3);
+    expect(summary.failureReadings).toEqual(counts);
+    // What the broker got says the same: the label travels as maintenance_required.
+    const flagged = broker.received.filter((r) => (JSON.parse(r.payload.toString('utf8')) as ReeferReading).maintenance_required);
+    expect(flagged).toHaveLength(Object.values(counts).reduce((a, b) => a + b, 0));
+  });
+
+  it('runs a mixed fleet: some devices over MQTT, others on another transport, in one run', async () => {
+    const elsewhere: ReeferReading[] = [];
+    const inMemory: DeviceTransport = {
+      kind: 'memory',
+      open: async () => ({
+        send: async (reading) => {
+          elsewhere.push(reading);
+        },
+        close: async () => {},
+        connected: true,
+      }),
+    };
+    const options = baseOptions(broker.url, { devices: 5, countPerDevice: 4 });
+    const fleet = createFleet(options, {
+      transports: [
+        { transport: createMqttTransport({ url: broker.url, qos: 1, form: 'canonical-json' }), devices: 3 },
+        { transport: inMemory, devices: 2 },
+      ],
+    });
+
+    const summary = await fleet.run();
+
+    expect(summary).toMatchObject({ devices: 5, connected: 5, sent: 20, errors: 0 });
+    expect(new Set(broker.received.map((r) => r.topicContainerId))).toEqual(new Set(['C0001', 'C0002', 'C0003']));
+    expect(broker.received).toHaveLength(12);
+    expect(new Set(elsewhere.map((r) => r.container_id))).toEqual(new Set(['C0004', 'C0005']));
+    expect(elsewhere).toHaveLength(8);
+    expect(() => createFleet(options, { transports: [{ transport: inMemory, devices: 4 }] })).toThrow(
+      /transports: expected groups of positive device counts adding up to devices \(5\)/,
+    );
   });
 });
