@@ -1,10 +1,16 @@
 #!/usr/bin/env node
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { ReeferReading } from '../schemas/reefer-reading.js';
+import { openCsvExport, type CsvExport } from './csv-export.js';
 import { createFleet, type FleetProgress } from './fleet.js';
 import type { Qos } from './mqtt-transport.js';
 import { isPayloadForm, PAYLOAD_FORMS, type PayloadForm } from './payload-forms.js';
+import type { ReadingLabel } from './reefer-model.js';
+import { createSerialFleet } from './serial-fleet.js';
+import { isSerialFraming, SERIAL_FRAMINGS, type SerialFraming } from './serial-forms.js';
+import { mergeScenario, parseFailureFlag, parseScenario, ScenarioError, FAILURE_FLAG_SYNTAX, type FailureRule, type Scenario } from './scenario.js';
 
 export interface SimOptions {
   /** Print usage and exit. */
@@ -18,6 +24,22 @@ export interface SimOptions {
   qos: Qos;
   form: PayloadForm;
   containerPrefix: string;
+  /** Serial ports to write to instead of publishing over MQTT. */
+  serialPaths?: string[];
+  /** Line framing on the serial ports; json when absent. */
+  serialFraming?: SerialFraming;
+  /** YAML or JSON file of failures to inject (docs/simulator.md). */
+  scenarioFile?: string;
+  /** Failures from --failure, applied after the scenario file's. */
+  failures?: FailureRule[];
+  /** Chance per reading that a healthy container starts a random failure. */
+  failureRatePerReading?: number;
+  /** File to write the acknowledged readings to, as reference CSV with a failure column. */
+  exportCsvPath?: string;
+  /** Simulated time runs this many times faster than the wall clock (paced fleets). */
+  timeScale?: number;
+  /** Window over which the devices open their connections. */
+  connectSpreadMs?: number;
 }
 
 export type ParseSimArgsResult = { ok: true; options: SimOptions } | { ok: false; message: string };
@@ -35,6 +57,7 @@ interface Flag {
 }
 
 const POSITIVE_INT = /^[1-9]\d*$/;
+const HEALTHY: ReadingLabel = { failure: 'none' };
 const DECIMAL = /^\d+(\.\d+)?$/;
 const MQTT_PROTOCOLS = ['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:'];
 
@@ -144,6 +167,95 @@ const FLAGS: readonly Flag[] = [
       into.containerPrefix = raw;
     },
   },
+  {
+    name: 'serial',
+    placeholder: 'PATH[,PATH...]',
+    defaultText: 'none, MQTT',
+    description: 'write to these serial ports instead of MQTT; the --devices reefers are spread round-robin over them',
+    apply(raw, into) {
+      const paths = raw.split(',').map((p) => p.trim());
+      if (paths.some((p) => p === '')) return 'comma-separated port paths such as /dev/ttyUSB0,/dev/ttyUSB1';
+      if (new Set(paths).size !== paths.length) return 'each port path once';
+      into.serialPaths = paths;
+    },
+  },
+  {
+    name: 'serial-framing',
+    placeholder: 'FRAMING',
+    defaultText: 'json',
+    description: `line framing on the serial ports, one of ${SERIAL_FRAMINGS.join(', ')} (csv starts with a header row)`,
+    apply(raw, into) {
+      if (!isSerialFraming(raw)) return `one of ${SERIAL_FRAMINGS.join(', ')}`;
+      into.serialFraming = raw;
+    },
+  },
+  {
+    name: 'scenario',
+    placeholder: 'FILE',
+    defaultText: 'none',
+    description: 'YAML or JSON file of failures to inject, per container or per share of the fleet (docs/simulator.md)',
+    apply(raw, into) {
+      if (raw.trim() === '') return 'a file path';
+      into.scenarioFile = raw;
+    },
+  },
+  {
+    name: 'failure',
+    placeholder: 'SPEC',
+    defaultText: 'none; repeatable',
+    description:
+      `inject a failure, SPEC = ${FAILURE_FLAG_SYNTAX}: MODE poweroff, co2sensor, o2sensor, temperature or tempgrowth; ` +
+      'TARGET a container (C0003), ids joined by commas or a share of the fleet (10%); START a reading index (@10, 0 is the ' +
+      'first) or simulated time since the first reading (@2h); READINGS how many (+20; to the end without it). ' +
+      'Example: co2sensor:C0003@10+20',
+    apply(raw, into) {
+      const rule = parseFailureFlag(raw);
+      if ('expected' in rule) return rule.expected;
+      (into.failures ??= []).push(rule);
+    },
+  },
+  {
+    name: 'failure-rate',
+    placeholder: 'P',
+    defaultText: '0',
+    description:
+      'chance per reading that a healthy container starts a random failure (mode drawn from the five, 6–36 readings long), drawn from the seed',
+    apply(raw, into) {
+      if (!DECIMAL.test(raw) || Number(raw) > 1) return 'a chance from 0 to 1';
+      into.failureRatePerReading = Number(raw);
+    },
+  },
+  {
+    name: 'export-csv',
+    placeholder: 'FILE',
+    defaultText: 'none',
+    description: 'write every acknowledged reading to FILE as reference CSV, with the failure label as a last column',
+    apply(raw, into) {
+      if (raw.trim() === '') return 'a file path';
+      into.exportCsvPath = raw;
+    },
+  },
+  {
+    name: 'time-scale',
+    placeholder: 'K',
+    defaultText: '1',
+    description:
+      'simulated time runs K times faster than the wall clock (needs --rate > 0); with --count or --duration the run starts in the past and ends at the present',
+    apply(raw, into) {
+      if (!DECIMAL.test(raw) || !(Number(raw) > 0)) return 'a number > 0';
+      into.timeScale = Number(raw);
+    },
+  },
+  {
+    name: 'connect-spread',
+    placeholder: 'S',
+    defaultText: '1 ms per device',
+    description: 'seconds over which the devices open their connections, sparing the broker a connection storm',
+    apply(raw, into) {
+      if (!DECIMAL.test(raw)) return 'a number of seconds ≥ 0';
+      into.connectSpreadMs = Math.round(Number(raw) * 1000);
+    },
+  },
 ];
 
 function defaults(): Draft {
@@ -170,12 +282,18 @@ export const SIM_USAGE: string = (() => {
     'Simulates a fleet of refrigerated containers publishing sensor readings over MQTT to',
     'reefer/<containerId>/telemetry. Progress goes to stderr once a second; a one-line JSON',
     'summary goes to stdout at the end. Give --count or --duration, not both; with neither it',
-    'runs until Ctrl-C, which stops it gracefully.',
+    'runs until Ctrl-C, which stops it gracefully. With --serial the readings are written as',
+    'lines on serial ports instead (one line per reading; each port takes its reefers in turn).',
+    '',
+    'Failures (--scenario, --failure, --failure-rate) follow the reference failure modes; while one',
+    'is active its container reports maintenance_required true, and each reading is labelled with',
+    'it (summary, --export-csv). The same seed gives the same readings and failures. See',
+    'docs/simulator.md.',
     '',
     'Flags:',
     ...rows.map(([left, right]) => `  ${left!.padEnd(width)}${right}`),
     '',
-    'Exit status: 0 done, 1 no device could connect, 2 invalid flags.',
+    'Exit status: 0 done, 1 no device could connect, 2 invalid flags or scenario.',
     '',
   ].join('\n');
 })();
@@ -196,6 +314,7 @@ export function parseSimArgs(argv: readonly string[]): ParseSimArgsResult {
 
   const draft = defaults();
   const known = FLAGS.map((f) => `--${f.name}`).join(', ');
+  const given = new Set<string>();
   for (const token of tokens) {
     if (token.kind === 'positional') {
       return fail(`unexpected argument "${token.value}": reefer-sim takes flags only (see --help)`);
@@ -206,6 +325,19 @@ export function parseSimArgs(argv: readonly string[]): ParseSimArgsResult {
     if (token.value === undefined) return fail(`--${flag.name}: expected a value (${flag.placeholder})`);
     const expected = flag.apply(token.value, draft);
     if (expected !== undefined) return fail(`--${flag.name}: expected ${expected}, got "${token.value}"`);
+    given.add(flag.name);
+  }
+  const mqttOnly = ['mqtt-url', 'qos', 'form'].filter((name) => given.has(name));
+  if (given.has('serial') && mqttOnly.length > 0) {
+    return fail(`--serial and --${mqttOnly[0]}: --${mqttOnly[0]} applies to MQTT only; on serial ports use --serial-framing`);
+  }
+  if (given.has('serial-framing') && !given.has('serial')) return fail('--serial-framing: expected --serial too, got no serial ports');
+  const mqttFleetOnly = ['scenario', 'failure', 'failure-rate', 'time-scale', 'connect-spread'].filter((name) => given.has(name));
+  if (given.has('serial') && mqttFleetOnly.length > 0) {
+    return fail(`--serial and --${mqttFleetOnly[0]}: --${mqttFleetOnly[0]} applies to MQTT fleets only, so far`);
+  }
+  if (draft.timeScale !== undefined && draft.ratePerSecond === 0) {
+    return fail('--time-scale: expected --rate > 0 too, got --rate 0 (an unpaced fleet already sends 5-minute readings)');
   }
   if (draft.countPerDevice !== undefined && draft.durationMs !== undefined) {
     return fail('--count and --duration: expected one of them, got both');
@@ -218,19 +350,71 @@ function progressLine(p: FleetProgress, recentRate: number): string {
   return `reefer-sim: ${p.connected}/${p.devices} connected, ${p.sent} sent, ${recentRate.toFixed(1)}/s, ${p.errors} errors${last}`;
 }
 
+/** The human-readable last word on stderr; stdout carries the same as JSON. */
+export function summaryLine(p: FleetProgress, csv?: { path: string; rows: number }): string {
+  const failing = Object.entries(p.failureReadings ?? {}).map(([mode, n]) => `${mode} ${n}`);
+  const parts = [
+    `reefer-sim: done in ${(p.elapsedMs / 1000).toFixed(1)} s: ${p.connected}/${p.devices} devices connected, ${p.sent} readings sent (${p.ratePerSecond.toFixed(1)}/s), ${p.errors} errors`,
+    ...(failing.length > 0 ? [`readings under failure: ${failing.join(', ')}`] : []),
+    ...(csv ? [`${csv.rows} rows written to ${csv.path}`] : []),
+  ];
+  return parts.join('; ');
+}
+
+/** The scenario file (if any) with the flags' failures; undefined when nothing is to fail. */
+function loadScenario(options: Pick<SimOptions, 'scenarioFile' | 'failures' | 'failureRatePerReading'>): Scenario | undefined {
+  let file: Scenario | undefined;
+  if (options.scenarioFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(options.scenarioFile, 'utf8');
+    } catch (error) {
+      throw new ScenarioError([`--scenario: cannot read "${options.scenarioFile}": ${(error as Error).message}`]);
+    }
+    file = parseScenario(text, options.scenarioFile);
+  }
+  if (!file && !options.failures && options.failureRatePerReading === undefined) return undefined;
+  return mergeScenario(file, options);
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   const parsed = parseSimArgs(argv);
   if (!parsed.ok) {
     process.stderr.write(`reefer-sim: ${parsed.message}\n`);
     return 2;
   }
-  const { help, ...options } = parsed.options;
+  const { help, scenarioFile, failures, failureRatePerReading, exportCsvPath, ...options } = parsed.options;
   if (help) {
     process.stdout.write(SIM_USAGE);
     return 0;
   }
 
-  const fleet = createFleet(options);
+  // Each reading is written once acknowledged; the export is opened once the fleet is known to be valid.
+  let csv: CsvExport | undefined;
+  const onSent =
+    exportCsvPath === undefined
+      ? undefined
+      : (reading: ReeferReading, _containerId: string, label?: ReadingLabel) => csv?.write(reading, label ?? HEALTHY);
+  let fleet: ReturnType<typeof createFleet>;
+  try {
+    const scenario = loadScenario({ scenarioFile, failures, failureRatePerReading });
+    fleet = options.serialPaths
+      ? createSerialFleet({ ...options, paths: options.serialPaths, framing: options.serialFraming ?? 'json', onSent })
+      : createFleet({ ...options, scenario, onSent });
+  } catch (error) {
+    // A scenario naming a container the fleet does not have is only found once the fleet is known.
+    if (!(error instanceof ScenarioError)) throw error;
+    for (const problem of error.problems) process.stderr.write(`reefer-sim: ${problem}\n`);
+    return 2;
+  }
+  if (exportCsvPath !== undefined) {
+    try {
+      csv = await openCsvExport(exportCsvPath);
+    } catch (error) {
+      process.stderr.write(`reefer-sim: --export-csv: ${(error as Error).message}\n`);
+      return 2;
+    }
+  }
   let signals = 0;
   const onSignal = (): void => {
     signals += 1;
@@ -255,6 +439,9 @@ async function main(argv: readonly string[]): Promise<number> {
 
   try {
     const summary = await fleet.run();
+    clearInterval(ticker);
+    await csv?.close();
+    process.stderr.write(`${summaryLine(summary, csv && exportCsvPath ? { path: exportCsvPath, rows: csv.rows } : undefined)}\n`);
     process.stdout.write(`${JSON.stringify(summary)}\n`);
     return summary.connected === 0 ? 1 : 0;
   } finally {

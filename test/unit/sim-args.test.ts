@@ -100,7 +100,7 @@ describe('parseSimArgs', () => {
   });
 
   it('rejects an unknown flag, listing the known ones', () => {
-    expect(message(['--device', '3'])).toMatch(/^--device: unknown flag; expected one of --devices, --rate, .*--prefix, --help$/);
+    expect(message(['--device', '3'])).toMatch(/^--device: unknown flag; expected one of --devices, --rate, .*--prefix, --serial, --serial-framing, .*--help$/);
     expect(message(['-x'])).toMatch(/^-x: unknown flag/);
   });
 
