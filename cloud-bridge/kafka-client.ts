@@ -43,6 +43,42 @@ export interface KafkaProducerPort {
   close(): Promise<void>;
 }
 
+/** Where a transactional producer records its progress, atomically with the records it commits. */
+export interface ProgressMarker {
+  groupId: string;
+  topic: string;
+  partition: number;
+  /** Any non-negative number; stored as the group's committed offset. */
+  offset: number;
+  /** Free text of at most a few kilobytes, stored with the offset. */
+  metadata: string;
+}
+
+export interface TopicRecords {
+  topic: string;
+  records: readonly KafkaRecord[];
+}
+
+export interface TransactionalProducerOptions {
+  /** Stable per gateway: a restarted gateway fences its previous incarnation and aborts its open transaction. */
+  transactionalId: string;
+  compression?: Compression;
+  /** The broker aborts a transaction left open this long (by a gateway that died mid-transaction). */
+  transactionTimeoutMs?: number;
+}
+
+export interface TransactionalProducerPort {
+  /** Registers the transactional id; aborts or completes whatever its previous incarnation left open. */
+  connect(): Promise<void>;
+  /**
+   * Sends the records and records the marker in one transaction: consumers reading committed data
+   * see all of it or none of it. Rejects if the transaction was not committed; it may still have
+   * been, if the commit's answer was lost, so callers re-read the marker after a failure.
+   */
+  commit(sends: readonly TopicRecords[], marker?: ProgressMarker): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface TopicSpec {
   topic: string;
   partitions?: number;
@@ -53,6 +89,8 @@ export interface KafkaAdminPort {
   /** Creates the topics that do not exist yet; existing ones are left as they are. */
   ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
   listTopics(): Promise<string[]>;
+  /** The marker last committed for the group and topic partition, or null if none was. */
+  fetchMarker(groupId: string, topic: string, partition: number): Promise<{ offset: number; metadata: string } | null>;
   close(): Promise<void>;
 }
 
@@ -80,6 +118,7 @@ export interface KafkaConsumerPort {
 
 export interface KafkaClient {
   producer(options?: ProducerOptions): KafkaProducerPort;
+  transactionalProducer(options: TransactionalProducerOptions): TransactionalProducerPort;
   admin(): KafkaAdminPort;
   consumer(options: ConsumerOptions): KafkaConsumerPort;
 }
@@ -96,6 +135,15 @@ function routeLogs(logger: Logger | undefined) {
       if (level === logLevel.ERROR || level === logLevel.WARN) logger.warn(rest, message);
       else if (level === logLevel.INFO) logger.debug(rest, message);
     };
+}
+
+function toMessages(records: readonly KafkaRecord[]) {
+  return records.map((r) => ({
+    key: r.key,
+    value: r.value,
+    headers: r.headers,
+    timestamp: r.timestampMs === undefined ? undefined : String(r.timestampMs),
+  }));
 }
 
 function headersToStrings(headers: Record<string, unknown> | undefined): Record<string, string> {
@@ -143,13 +191,56 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
             topic,
             acks: -1,
             compression,
-            messages: records.map((r) => ({
-              key: r.key,
-              value: r.value,
-              headers: r.headers,
-              timestamp: r.timestampMs === undefined ? undefined : String(r.timestampMs),
-            })),
+            messages: toMessages(records),
           });
+        },
+        async close() {
+          if (!connected) return;
+          connected = false;
+          await producer.disconnect();
+        },
+      };
+    },
+
+    transactionalProducer(txOptions: TransactionalProducerOptions): TransactionalProducerPort {
+      const compression = txOptions.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+      const producer = kafka.producer({
+        transactionalId: txOptions.transactionalId,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        transactionTimeout: txOptions.transactionTimeoutMs ?? 30000,
+        allowAutoTopicCreation: false,
+        createPartitioner: Partitioners.DefaultPartitioner,
+        // The coordinator answers CONCURRENT_TRANSACTIONS while it finishes the previous commit;
+        // a short first retry keeps back-to-back transactions from waiting hundreds of milliseconds.
+        retry: { retries: Math.max(options.retries ?? 3, 10), initialRetryTime: 10, maxRetryTime: 1000 },
+      });
+      let connected = false;
+      return {
+        async connect() {
+          if (connected) return;
+          await producer.connect();
+          connected = true;
+        },
+        async commit(sends, marker) {
+          const transaction = await producer.transaction();
+          try {
+            for (const send of sends) {
+              if (send.records.length > 0) await transaction.send({ topic: send.topic, acks: -1, compression, messages: toMessages(send.records) });
+            }
+            if (marker) {
+              await transaction.sendOffsets({
+                consumerGroupId: marker.groupId,
+                topics: [
+                  { topic: marker.topic, partitions: [{ partition: marker.partition, offset: String(marker.offset), metadata: marker.metadata } as { partition: number; offset: string }] },
+                ],
+              });
+            }
+          } catch (error) {
+            await transaction.abort().catch(() => undefined);
+            throw error;
+          }
+          await transaction.commit();
         },
         async close() {
           if (!connected) return;
@@ -162,7 +253,12 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
     admin(): KafkaAdminPort {
       const admin = kafka.admin();
       let connecting: Promise<void> | undefined;
-      const ready = () => (connecting ??= admin.connect());
+      const ready = () =>
+        (connecting ??= admin.connect().catch((error: unknown) => {
+          // Forget a failed attempt so the next call tries again (Kafka may be back by then).
+          connecting = undefined;
+          throw error;
+        }));
       return {
         async ensureTopics(topics) {
           await ready();
@@ -182,6 +278,13 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
         async listTopics() {
           await ready();
           return admin.listTopics();
+        },
+        async fetchMarker(groupId, topic, partition) {
+          await ready();
+          const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+          const found = offsets?.partitions.find((p) => p.partition === partition) as { offset: string; metadata: string | null } | undefined;
+          if (!found || Number(found.offset) < 0) return null;
+          return { offset: Number(found.offset), metadata: found.metadata ?? '' };
         },
         async close() {
           if (!connecting) return;

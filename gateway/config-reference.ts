@@ -24,7 +24,9 @@ export function renderConfigReference(): string {
   for (const row of describeConfig()) {
     const flag = flagByKey.get(row.key);
     const override = flag ? `\`--${flag}\` / \`REEFER_${flag.toUpperCase().replace(/-/g, '_')}\`` : '';
-    lines.push(`| \`${row.key}\` | \`${JSON.stringify(row.default)}\` | ${override} | ${row.meaning.replace(/\|/g, '\\|')} |`);
+    // Keys without a default are required, or optional with their fallback told in the meaning.
+    const fallback = row.default === undefined ? '' : `\`${JSON.stringify(row.default)}\``;
+    lines.push(`| \`${row.key}\` | ${fallback} | ${override} | ${row.meaning.replace(/\|/g, '\\|')} |`);
   }
   lines.push('', 'Example:', '', '```yaml', 'gatewayId: ship-7-deck-2', 'mqtt:', '  port: 1883', 'kafka:', '  brokers: ["kafka-1.example:9092", "kafka-2.example:9092"]', 'outbox:', '  sync: full', '```', '');
   return lines.join('\n');

@@ -4,6 +4,7 @@
  * once at start, and the result is frozen. Every error names the key, the value and what was expected.
  */
 import { z } from 'zod';
+import { SERIAL_FRAMINGS } from '../schemas/serial-sentence.js';
 
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port');
 
@@ -15,6 +16,94 @@ function isTimeZone(zone: string): boolean {
     return false;
   }
 }
+
+/** Credentials belong in their own keys, which are never logged; a URL is logged and stamped on dead letters. */
+function isUpstreamUrl(raw: string): boolean {
+  try {
+    const url = new URL(raw);
+    return (url.protocol === 'mqtt:' || url.protocol === 'mqtts:') && url.hostname !== '' && url.username === '' && url.password === '' && (url.pathname === '' || url.pathname === '/');
+  } catch {
+    return false;
+  }
+}
+
+/** [MQTT-4.7.1-2], [MQTT-4.7.1-3]: '#' only as the whole last level, '+' only as a whole level. */
+function isTopicFilter(filter: string): boolean {
+  const levels = filter.split('/');
+  return (
+    filter.length > 0 &&
+    levels.every((level, i) => (level === '#' ? i === levels.length - 1 : !level.includes('#')) && (level === '+' || !level.includes('+')))
+  );
+}
+
+/** The client id an upstream broker sees when none is configured. */
+export function defaultUpstreamClientId(gatewayId: string): string {
+  return `${gatewayId}-upstream`;
+}
+
+/** Keys whose values never appear in messages. */
+const SECRET_KEYS: ReadonlySet<PropertyKey> = new Set(['password']);
+
+const upstreamBroker = z
+  .object({
+    url: z
+      .string()
+      .refine(isUpstreamUrl, 'expected mqtt://host[:port] or mqtts://host[:port] without credentials (use username and password)')
+      .describe('Required: the broker to subscribe to, mqtt://host[:port] or mqtts://host[:port].'),
+    clientId: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1-64 letters, digits, dot, underscore or dash')
+      .optional()
+      .describe('Client id of the persistent session; `<gatewayId>-upstream` when absent. Must stay the same across restarts, or queued readings are left behind in the old session.'),
+    username: z.string().min(1).optional().describe('User name, if the broker requires one.'),
+    password: z.string().optional().describe('Password, if the broker requires one; never logged.'),
+    protocolVersion: z.literal([4, 5]).default(4).describe('MQTT protocol: 4 is 3.1.1, 5 is MQTT 5.'),
+    topics: z
+      .array(z.string().refine(isTopicFilter, 'expected an MQTT topic filter'))
+      .min(1)
+      .default(['reefer/+/telemetry'])
+      .describe('Topic filters to subscribe to; subscribe to telemetry only, as every message is ingested as a reading.'),
+    qos: z
+      .literal(1)
+      .default(1)
+      .describe('Subscription QoS. Only 1: QoS 0 forfeits redelivery, and at QoS 2 the client acknowledges (PUBREC) before the reading is durable.'),
+    keepaliveS: z.number().int().min(5).max(65535).default(30).describe('MQTT keep-alive: how often an idle connection is checked, and so how soon a broker gone silent is noticed.'),
+    reconnectMinMs: z.number().int().min(10).max(600000).default(500).describe('First reconnection delay after the connection dropped.'),
+    reconnectMaxMs: z.number().int().min(10).max(3600000).default(30000).describe('Longest reconnection delay while the broker stays unreachable.'),
+    sessionExpiryS: z
+      .number()
+      .int()
+      .min(60)
+      .max(4294967295)
+      .default(4294967295)
+      .describe('MQTT 5 only: how long the broker keeps the session and its queued readings while the gateway is away; 4294967295 is never expire. (MQTT 3.1.1 sessions last until the broker expires them: mosquitto `persistent_client_expiration`.)'),
+    maxInFlight: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .default(100)
+      .describe('Messages stored at once, sharing commits; acknowledgements still leave in order. Sent to MQTT 5 brokers as Receive Maximum; MQTT 3.1.1 brokers apply their own limit (mosquitto `max_inflight_messages`, 20 by default).'),
+  })
+  .strict();
+
+const serialPort = z
+  .object({
+    path: z.string().min(1).describe('Device node of the port, e.g. /dev/ttyUSB0; a /dev/serial/by-id/… link keeps its name when the adapter is replugged.'),
+    baudRate: z.number().int().min(50).max(4000000).default(9600).describe('Line speed, bits per second.'),
+    dataBits: z.literal([5, 6, 7, 8]).default(8).describe('Data bits per character.'),
+    parity: z.enum(['none', 'even', 'odd']).default('none').describe('Parity bit.'),
+    stopBits: z.literal([1, 2]).default(1).describe('Stop bits per character.'),
+    framing: z.enum(SERIAL_FRAMINGS).describe('How the device writes a reading on a line: json, csv or nmea (the checksummed `$RFR,…*HH` sentence). See docs/serial.md.'),
+    maxLineBytes: z
+      .number()
+      .int()
+      .min(64)
+      .max(1024 * 1024)
+      .default(4096)
+      .describe('Longest line kept; a longer one is rejected as oversized and skipped up to its newline.'),
+  })
+  .strict();
 
 export const configSchema = z
   .object({
@@ -56,6 +145,35 @@ export const configSchema = z
           .describe('full: a reading acknowledged to a device survives a power cut (fsync per commit). normal: it survives a crash of the process; a power cut may lose the last commits.'),
         flushIntervalMs: z.number().int().min(0).max(1000).default(5).describe('Longest a reading waits for others to share its commit.'),
         maxBatch: z.number().int().min(1).max(100000).default(1000).describe('Readings that trigger a commit at once.'),
+        maxBytes: z
+          .number()
+          .int()
+          .min(64 * 1024)
+          .default(1024 * 1024 * 1024)
+          .describe('Cap on the readings waiting in the outbox, in bytes. Past it, routine readings are thinned, then dropped, and alarms last; each counted in the loss ledger.'),
+        maxAgeMs: z
+          .number()
+          .int()
+          .min(60_000)
+          .default(30 * 24 * 3600_000)
+          .describe('Readings waiting longer than this are expired (counted in the loss ledger).'),
+        thinKeepEvery: z.number().int().min(2).max(100).default(2).describe('Thinning keeps one routine reading in this many per container.'),
+        dedupWindowMs: z
+          .number()
+          .int()
+          .min(60_000)
+          .default(7 * 24 * 3600_000)
+          .describe('A reading resent with the same container id and measurement time within this window (by measurement time) is stored once.'),
+        minFreeBytes: z
+          .number()
+          .int()
+          .min(0)
+          .default(64 * 1024 * 1024)
+          .describe('Free disk space below which the gateway stops taking new readings (refuse) or sheds to make room (shed).'),
+        onDiskFull: z
+          .enum(['refuse', 'shed'])
+          .default('refuse')
+          .describe('When the disk is full: refuse leaves new readings unacknowledged so devices keep them and resend; shed drops the oldest routine readings (counted) to make room.'),
       })
       .strict()
       .prefault({}),
@@ -78,6 +196,76 @@ export const configSchema = z
         minBackoffMs: z.number().int().min(10).max(600000).default(250).describe('First retry delay after Kafka failed.'),
         maxBackoffMs: z.number().int().min(10).max(3600000).default(15000).describe('Longest retry delay while Kafka stays unreachable.'),
         idlePollMs: z.number().int().min(1).max(60000).default(250).describe('How often an idle uplink checks the outbox.'),
+        operationTimeoutMs: z
+          .number()
+          .int()
+          .min(100)
+          .max(600000)
+          .default(15000)
+          .describe('Longest one Kafka operation (a transaction, a probe) may take; past it the broker counts as hung and the uplink as down.'),
+        probeIntervalMs: z.number().int().min(100).max(600000).default(5000).describe('How often an idle uplink checks that Kafka still answers.'),
+        transactionTimeoutMs: z
+          .number()
+          .int()
+          .min(1000)
+          .max(900000)
+          .default(30000)
+          .describe('Kafka aborts a transaction left open this long by a gateway that died; consumers reading committed data wait at most this long.'),
+        liveFirst: z.boolean().default(true).describe('After an outage, send fresh readings before the backlog (replayed readings carry the header replayed=true).'),
+        liveFirstAfterMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(30_000)
+          .describe('Readings that waited at least this long when the link came back are a backlog, sent behind fresh ones; after a shorter blip everything is sent in order.'),
+        replayRatePerSecond: z.number().min(0).default(0).describe('Backlog readings sent per second after an outage; 0 for as fast as Kafka takes them.'),
+        statusTopic: z.string().regex(/^([A-Za-z0-9._-]{1,249})?$/, 'expected a Kafka topic name or empty').default('gateway-status').describe('Topic for status and the loss ledger (compacted, key = gateway id); empty for none.'),
+        statusIntervalMs: z.number().int().min(1000).default(30000).describe('How often the status is sent, besides whenever the uplink comes back.'),
+      })
+      .strict()
+      .prefault({}),
+    upstream: z
+      .object({
+        brokers: z
+          .array(upstreamBroker)
+          .default([])
+          .describe('MQTT brokers the gateway subscribes to as a client, beside its embedded broker; none by default. See docs/upstream.md.'),
+      })
+      .strict()
+      .prefault({}),
+    serial: z
+      .object({
+        ports: z
+          .array(serialPort)
+          .default([])
+          .superRefine((ports, ctx) => {
+            const seen = new Set<string>();
+            ports.forEach((port, i) => {
+              if (seen.has(port.path)) ctx.addIssue({ code: 'custom', path: [i, 'path'], message: 'expected each port path once' });
+              seen.add(port.path);
+            });
+          })
+          .describe('Serial ports devices write readings to, one reading per line; none by default. See docs/serial.md.'),
+        reopenMinMs: z.number().int().min(10).max(600000).default(500).describe('First wait before reopening a port that went away or could not be opened.'),
+        reopenMaxMs: z.number().int().min(10).max(3600000).default(10000).describe('Longest wait between attempts to reopen a port that stays away.'),
+        presenceCheckMs: z
+          .number()
+          .int()
+          .min(10)
+          .max(60000)
+          .default(1000)
+          .describe("How often an open port's device node is checked; one that vanished or names another device counts as unplugged."),
+      })
+      .strict()
+      .prefault({}),
+    lanes: z
+      .object({
+        temperatureExcursionC: z
+          .number()
+          .min(0)
+          .max(100)
+          .default(3)
+          .describe('A reading this many °C from its setpoint travels in the alarm lane, as do door-open, power-off and maintenance readings.'),
       })
       .strict()
       .prefault({}),
@@ -184,7 +372,8 @@ export function resolveConfig(sources: ConfigSources): Readonly<GatewayConfig> {
       }
       const key = issue.path.join('.') || '(top level)';
       const value = getPath(merged, issue.path);
-      problems.push(`${key}: ${issue.message.replace(/^Invalid input: /, '')}, got ${describeValue(value)}`);
+      const shown = SECRET_KEYS.has(issue.path[issue.path.length - 1]!) ? 'a hidden value' : describeValue(value);
+      problems.push(`${key}: ${issue.message.replace(/^Invalid input: /, '')}, got ${shown}`);
     }
     throw new ConfigError(problems);
   }
@@ -193,6 +382,21 @@ export function resolveConfig(sources: ConfigSources): Readonly<GatewayConfig> {
       `uplink.minBackoffMs: expected at most uplink.maxBackoffMs (${result.data.uplink.maxBackoffMs}), got ${result.data.uplink.minBackoffMs}`,
     ]);
   }
+  const sessions = new Set<string>();
+  result.data.upstream.brokers.forEach((broker, i) => {
+    broker.clientId ??= defaultUpstreamClientId(result.data.gatewayId);
+    if (broker.reconnectMinMs > broker.reconnectMaxMs) {
+      problems.push(`upstream.brokers.${i}.reconnectMinMs: expected at most upstream.brokers.${i}.reconnectMaxMs (${broker.reconnectMaxMs}), got ${broker.reconnectMinMs}`);
+    }
+    // Two connections with one client id take the session from each other, over and over.
+    const session = `${new URL(broker.url).host} ${broker.clientId}`;
+    if (sessions.has(session)) problems.push(`upstream.brokers.${i}: expected a client id not used for the same broker above, got ${describeValue(broker.clientId)}`);
+    sessions.add(session);
+  });
+  if (result.data.serial.reopenMinMs > result.data.serial.reopenMaxMs) {
+    problems.push(`serial.reopenMinMs: expected at most serial.reopenMaxMs (${result.data.serial.reopenMaxMs}), got ${result.data.serial.reopenMinMs}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(result.data);
 }
 
@@ -213,6 +417,15 @@ export function describeConfig(): { key: string; default: unknown; meaning: stri
     while (inner instanceof z.ZodDefault || inner instanceof z.ZodPrefault) inner = inner.unwrap() as z.ZodType;
     if (inner instanceof z.ZodObject) {
       for (const [name, child] of Object.entries(inner.shape)) walk(child as z.ZodType, [...path, name]);
+      return;
+    }
+    if (inner instanceof z.ZodArray && inner.element instanceof z.ZodObject) {
+      rows.push({ key: path.join('.'), default: getPath(defaults, path), meaning: schema.description ?? inner.description ?? '' });
+      for (const [name, child] of Object.entries(inner.element.shape)) {
+        const field = child as z.ZodType;
+        const fallback = field.safeParse(undefined);
+        rows.push({ key: `${path.join('.')}[].${name}`, default: fallback.success ? fallback.data : undefined, meaning: field.description ?? '' });
+      }
       return;
     }
     rows.push({ key: path.join('.'), default: getPath(defaults, path), meaning: schema.description ?? inner.description ?? '' });

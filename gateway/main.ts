@@ -6,11 +6,15 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createKafkaClient } from '../cloud-bridge/kafka-client.js';
 import { frameTelemetryBody } from '../schemas/avro.js';
-import type { GatewayConfig } from './config.js';
+import { defaultUpstreamClientId, type GatewayConfig } from './config.js';
 import { createMqttListener } from './ingest/mqtt-listener.js';
+import { createSerialPort, type SerialPortStatus } from './ingest/serial-port.js';
+import { createUpstreamClient, type UpstreamStatus } from './ingest/upstream-client.js';
+import { createDiskMonitor, type DiskUsage } from './ops/disk-monitor.js';
 import { createGatewayStats, type StatsSnapshot } from './ops/gateway-stats.js';
 import { createCommitQueue } from './outbox/commit-queue.js';
-import { openOutbox, type OutboxDepth } from './outbox/sqlite-outbox.js';
+import { openOutbox, type LedgerEntry, type OutboxDepth, type ShedReport } from './outbox/sqlite-outbox.js';
+import { createGapTracker } from './pipeline/gap-tracker.js';
 import { createIngest, type Ingest } from './pipeline/ingest.js';
 import { createUplink, type UplinkState } from './uplink/kafka-uplink.js';
 
@@ -20,6 +24,15 @@ export interface GatewayStatus {
   outbox: OutboxDepth;
   deadLetters: number;
   stats: StatsSnapshot;
+  /** Every reading dropped, expired, rejected or missing, per container and reason. */
+  ledger: LedgerEntry[];
+  disk: DiskUsage;
+  /** Sequence number up to which the outbox holds backlog being replayed; 0 when none. */
+  replayUntilSeq: number;
+  /** One entry per configured upstream broker. */
+  upstream: UpstreamStatus[];
+  /** One entry per configured serial port. */
+  serial: SerialPortStatus[];
 }
 
 export interface Gateway {
@@ -33,20 +46,94 @@ export interface Gateway {
 
 /** Bytes of a payload kept with its dead letter. */
 const DEAD_LETTER_PAYLOAD_BYTES = 4096;
+/** How often readings past their age limit are expired and old dedup entries forgotten. */
+const HOUSEKEEPING_INTERVAL_MS = 60_000;
+/** Share of the outbox shed at once when the disk is full and the policy is to shed. */
+const DISK_FULL_SHED_FRACTION = 0.2;
+
+/** The disk is full: the reading is not stored, so the device is not acknowledged and keeps it. */
+export class DiskFullError extends Error {
+  readonly code = 'REEFER_DISK_FULL';
+  readonly retriable = true;
+  constructor(detail: string) {
+    super(`outbox disk full: ${detail}`);
+    this.name = 'DiskFullError';
+  }
+}
+
+function isDiskFull(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE' || code === 'ENOSPC' || error instanceof DiskFullError;
+}
 
 export async function startGateway(config: Readonly<GatewayConfig>, deps: { logger: Logger }): Promise<Gateway> {
   const logger = deps.logger.child({ gatewayId: config.gatewayId });
   const stats = createGatewayStats();
   const outbox = openOutbox({ path: join(config.dataDir, 'outbox.db'), sync: config.outbox.sync });
-  const queue = createCommitQueue({ flushIntervalMs: config.outbox.flushIntervalMs, maxBatch: config.outbox.maxBatch }, { outbox });
+  const disk = createDiskMonitor({ path: config.dataDir, sampleIntervalMs: 1000 }, { now: Date.now });
+  // Set once the uplink exists: shedding must leave the rows it is sending alone.
+  let protectedRanges: () => readonly (readonly [number, number])[] = () => [];
+  const shedLog = logger.child({ component: 'outbox' });
+  const noShed: ShedReport = { expired: 0, thinned: 0, droppedRoutine: 0, droppedAlarm: 0 };
+  function shed(maxBytes: number): ShedReport {
+    let report: ShedReport;
+    try {
+      report = outbox.shed({
+        maxBytes,
+        maxAgeMs: config.outbox.maxAgeMs,
+        keepEvery: config.outbox.thinKeepEvery,
+        nowMs: Date.now(),
+        protect: protectedRanges(),
+      });
+    } catch (error) {
+      // Shedding writes too; on a full disk it may fail, and ingest must go on regardless.
+      shedLog.error({ err: error instanceof Error ? error.message : String(error) }, 'could not shed the outbox');
+      return noShed;
+    }
+    const total = report.expired + report.thinned + report.droppedRoutine + report.droppedAlarm;
+    if (total > 0) {
+      stats.shed(report);
+      shedLog.warn({ ...report, depth: outbox.depth() }, 'outbox over its limits: readings shed and counted in the loss ledger');
+    }
+    return report;
+  }
+  const queue = createCommitQueue(
+    { flushIntervalMs: config.outbox.flushIntervalMs, maxBatch: config.outbox.maxBatch },
+    {
+      outbox,
+      onAppendError(error, entries) {
+        if (!isDiskFull(error)) return false;
+        if (config.outbox.onDiskFull === 'shed') {
+          // Pages freed inside the database are reused by the retried commit.
+          const report = shed(Math.floor(outbox.depth().bytes * (1 - DISK_FULL_SHED_FRACTION)));
+          if (report.thinned + report.droppedRoutine + report.droppedAlarm + report.expired > 0) return true;
+        }
+        stats.refused(entries);
+        shedLog.warn({ entries, err: error instanceof Error ? error.message : String(error) }, 'disk full: readings refused, devices not acknowledged');
+        return false;
+      },
+    },
+  );
+  /** Refuses input while the disk is nearly full, before SQLite runs out of room mid-commit. */
+  function admit(): void {
+    const free = disk.freeBytes();
+    if (free >= config.outbox.minFreeBytes) return;
+    if (config.outbox.onDiskFull === 'shed' && outbox.depth().count > 0) {
+      shed(Math.floor(outbox.depth().bytes * (1 - DISK_FULL_SHED_FRACTION)));
+      return;
+    }
+    stats.refused();
+    throw new DiskFullError(`${free} bytes free, below outbox.minFreeBytes ${config.outbox.minFreeBytes}`);
+  }
   const ingest = createIngest(
     {
       gatewayId: config.gatewayId,
       timeZone: config.site.timeZone,
       maxPayloadBytes: config.mqtt.maxPayloadBytes,
       deadLetterPayloadBytes: DEAD_LETTER_PAYLOAD_BYTES,
+      lanes: config.lanes,
     },
-    { queue, stats, logger, now: Date.now },
+    { queue, stats, logger, now: Date.now, admit, gaps: createGapTracker({ toleranceIntervals: 1.5, maxContainers: 100_000 }) },
   );
 
   const kafka = createKafkaClient({
@@ -64,17 +151,78 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
       minBackoffMs: config.uplink.minBackoffMs,
       maxBackoffMs: config.uplink.maxBackoffMs,
       idlePollMs: config.uplink.idlePollMs,
+      operationTimeoutMs: config.uplink.operationTimeoutMs,
+      probeIntervalMs: config.uplink.probeIntervalMs,
+      liveFirst: config.uplink.liveFirst,
+      liveFirstAfterMs: config.uplink.liveFirstAfterMs,
+      replayRatePerSecond: config.uplink.replayRatePerSecond,
+      statusTopic: config.uplink.statusTopic,
+      statusIntervalMs: config.uplink.statusIntervalMs,
     },
     {
       outbox,
-      producer: kafka.producer({ idempotent: true, compression: config.kafka.compression }),
+      createProducer: () =>
+        kafka.transactionalProducer({
+          transactionalId: `reefer-gateway.${config.gatewayId}`,
+          compression: config.kafka.compression,
+          transactionTimeoutMs: config.uplink.transactionTimeoutMs,
+        }),
+      admin: kafka.admin(),
       frame: (row) => frameTelemetryBody(row.value),
+      statusReport: () => statusReport(),
+      now: Date.now,
       logger,
       onSent: (count) => stats.sent(count),
       onError: () => stats.uplinkError(),
     },
   );
-  queue.onCommit(() => uplink.notify());
+  protectedRanges = () => uplink.inFlight();
+  queue.onCommit(() => {
+    shed(config.outbox.maxBytes);
+    uplink.notify();
+  });
+  const housekeeping = setInterval(() => {
+    shed(config.outbox.maxBytes);
+    try {
+      outbox.pruneSeen(Date.now() - config.outbox.dedupWindowMs);
+    } catch (error) {
+      shedLog.error({ err: error instanceof Error ? error.message : String(error) }, 'could not prune the dedup window');
+    }
+  }, HOUSEKEEPING_INTERVAL_MS);
+  housekeeping.unref();
+
+  function status(): GatewayStatus {
+    return {
+      uplink: uplink.state(),
+      mqttClients: mqtt.connectedClients(),
+      outbox: outbox.depth(),
+      deadLetters: outbox.deadLetterCount(),
+      stats: stats.snapshot(),
+      ledger: outbox.ledger(),
+      disk: disk.usage(),
+      replayUntilSeq: uplink.replayUntilSeq(),
+      upstream: upstreams.map((u) => u.status()),
+      serial: serialPorts.map((port) => port.status()),
+    };
+  }
+
+  /** What the gateway reports on the status topic: its state, and the loss ledger with its gaps. */
+  function statusReport(): unknown {
+    const s = status();
+    return {
+      gatewayId: config.gatewayId,
+      timeMs: Date.now(),
+      uplink: s.uplink,
+      outbox: s.outbox,
+      deadLetters: s.deadLetters,
+      disk: s.disk,
+      accepted: s.stats.accepted,
+      duplicates: s.stats.duplicates,
+      rejected: s.stats.rejected,
+      ledger: s.ledger.filter((e) => e.reason !== 'gap'),
+      gaps: s.ledger.filter((e) => e.reason === 'gap'),
+    };
+  }
 
   const mqtt = createMqttListener(
     { host: config.mqtt.host, port: config.mqtt.port },
@@ -86,16 +234,47 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
     },
   );
 
+  const upstreams = config.upstream.brokers.map((broker) =>
+    createUpstreamClient(
+      { ...broker, clientId: broker.clientId ?? defaultUpstreamClientId(config.gatewayId) },
+      {
+        logger,
+        onTelemetry: async (message) => {
+          await ingest.ingest(message.payload, { transport: 'upstream', source: message.source, topicContainerId: message.containerId });
+        },
+      },
+    ),
+  );
+
+  const serialPorts = config.serial.ports.map((port) =>
+    createSerialPort(
+      {
+        ...port,
+        timeZone: config.site.timeZone,
+        reopenMinMs: config.serial.reopenMinMs,
+        reopenMaxMs: config.serial.reopenMaxMs,
+        presenceCheckMs: config.serial.presenceCheckMs,
+      },
+      { logger, ingest, now: Date.now },
+    ),
+  );
+
   if (config.kafka.createTopics) {
     // Kafka may be down at start; the uplink buffers meanwhile, so topic creation must not block ingest.
     const admin = kafka.admin();
     void admin
-      .ensureTopics([{ topic: config.kafka.topic, partitions: config.kafka.partitions }])
+      .ensureTopics([
+        { topic: config.kafka.topic, partitions: config.kafka.partitions },
+        ...(config.uplink.statusTopic ? [{ topic: config.uplink.statusTopic, partitions: 1, config: { 'cleanup.policy': 'compact' } }] : []),
+      ])
       .catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not create topic; the uplink retries'))
       .finally(() => void admin.close().catch(() => undefined));
   }
 
   await mqtt.start();
+  for (const upstream of upstreams) upstream.start();
+  // An absent port does not stop the gateway: it is reopened in the background once it appears.
+  await Promise.all(serialPorts.map((port) => port.start()));
   uplink.start();
   logger.info({ mqttPort: mqtt.port(), kafka: config.kafka.brokers, topic: config.kafka.topic, dataDir: config.dataDir }, 'gateway started');
 
@@ -103,16 +282,15 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
   return {
     mqttPort: () => mqtt.port(),
     ingest,
-    status: () => ({
-      uplink: uplink.state(),
-      mqttClients: mqtt.connectedClients(),
-      outbox: outbox.depth(),
-      deadLetters: outbox.deadLetterCount(),
-      stats: stats.snapshot(),
-    }),
+    status,
     close() {
       closing ??= (async () => {
+        // Upstream messages still being stored need the outbox open to be acknowledged.
+        await Promise.all(upstreams.map((u) => u.close()));
         await mqtt.close();
+        // Lines already read from a port are stored before the outbox closes.
+        await Promise.all(serialPorts.map((port) => port.close()));
+        clearInterval(housekeeping);
         queue.close();
         await uplink.close();
         outbox.close();

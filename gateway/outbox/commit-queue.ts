@@ -3,7 +3,7 @@
  * one fsync per batch rather than one per reading. Each caller's promise settles once its entry is
  * committed (or the commit failed), which is when a device may be acknowledged.
  */
-import type { DeadLetterRow, NewRow, Outbox } from './sqlite-outbox.js';
+import type { DeadLetterRow, LedgerEntry, NewRow, Outbox } from './sqlite-outbox.js';
 
 export interface CommitQueueOptions {
   /** Longest an entry waits for companions before its batch is committed. */
@@ -13,10 +13,15 @@ export interface CommitQueueOptions {
 }
 
 export interface CommitQueue {
-  /** Resolves with the reading's sequence number once it is durable. */
-  addReading(row: NewRow): Promise<number>;
+  /**
+   * Resolves with the reading's sequence number once it is durable, or with null when the same
+   * reading (container id and measurement time) was stored before: a device's resend.
+   */
+  addReading(row: NewRow): Promise<number | null>;
   /** Resolves once the dead letter is durable. */
   addDeadLetter(row: DeadLetterRow): Promise<void>;
+  /** Ledger counts ride along with the next commit. */
+  addLedger(entries: readonly LedgerEntry[]): void;
   /** Commits whatever is waiting now. */
   flush(): void;
   /** Called after each successful commit with the number of readings it made durable. */
@@ -29,9 +34,19 @@ interface Waiter<T> {
   reject(error: unknown): void;
 }
 
-export function createCommitQueue(options: CommitQueueOptions, deps: { outbox: Outbox }): CommitQueue {
+export interface CommitQueueDeps {
+  outbox: Outbox;
+  /**
+   * Called when a commit failed (a full disk, say). Returning true retries the commit once, after the
+   * handler made room; otherwise every entry of the batch fails and its device is not acknowledged.
+   */
+  onAppendError?(error: unknown, entries: number): boolean;
+}
+
+export function createCommitQueue(options: CommitQueueOptions, deps: CommitQueueDeps): CommitQueue {
   let rows: NewRow[] = [];
-  let rowWaiters: Waiter<number>[] = [];
+  let rowWaiters: Waiter<number | null>[] = [];
+  let ledger: LedgerEntry[] = [];
   let dead: DeadLetterRow[] = [];
   let deadWaiters: Waiter<void>[] = [];
   let timer: NodeJS.Timeout | undefined;
@@ -43,18 +58,20 @@ export function createCommitQueue(options: CommitQueueOptions, deps: { outbox: O
       clearTimeout(timer);
       timer = undefined;
     }
-    if (rows.length === 0 && dead.length === 0) return;
+    if (rows.length === 0 && dead.length === 0 && ledger.length === 0) return;
     const batchRows = rows;
     const batchRowWaiters = rowWaiters;
     const batchDead = dead;
     const batchDeadWaiters = deadWaiters;
+    const batchLedger = ledger;
+    ledger = [];
     rows = [];
     rowWaiters = [];
     dead = [];
     deadWaiters = [];
-    let seqs: number[];
+    let seqs: (number | null)[];
     try {
-      seqs = deps.outbox.append(batchRows, batchDead);
+      seqs = appendOrRetry(batchRows, batchDead, batchLedger);
     } catch (error) {
       for (const w of batchRowWaiters) w.reject(error);
       for (const w of batchDeadWaiters) w.reject(error);
@@ -65,6 +82,15 @@ export function createCommitQueue(options: CommitQueueOptions, deps: { outbox: O
     if (batchRows.length > 0) for (const l of listeners) l(batchRows.length);
   }
 
+  function appendOrRetry(batchRows: NewRow[], batchDead: DeadLetterRow[], batchLedger: LedgerEntry[]): (number | null)[] {
+    try {
+      return deps.outbox.append(batchRows, batchDead, batchLedger).seqs;
+    } catch (error) {
+      if (!deps.onAppendError?.(error, batchRows.length + batchDead.length)) throw error;
+      return deps.outbox.append(batchRows, batchDead, batchLedger).seqs;
+    }
+  }
+
   function schedule(): void {
     if (rows.length + dead.length >= options.maxBatch) flush();
     else if (!timer) timer = setTimeout(flush, options.flushIntervalMs);
@@ -73,7 +99,7 @@ export function createCommitQueue(options: CommitQueueOptions, deps: { outbox: O
   return {
     addReading(row) {
       if (closed) return Promise.reject(new Error('outbox is closed'));
-      return new Promise<number>((resolve, reject) => {
+      return new Promise<number | null>((resolve, reject) => {
         rows.push(row);
         rowWaiters.push({ resolve, reject });
         schedule();
@@ -86,6 +112,10 @@ export function createCommitQueue(options: CommitQueueOptions, deps: { outbox: O
         deadWaiters.push({ resolve, reject });
         schedule();
       });
+    },
+    addLedger(entries) {
+      ledger.push(...entries);
+      schedule();
     },
     flush,
     onCommit(listener) {

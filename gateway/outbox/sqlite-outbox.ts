@@ -1,9 +1,11 @@
 /**
  * The outbox: the only file that imports better-sqlite3. Readings wait here, durable, from the
- * moment a device is acknowledged until Kafka has acknowledged them. Rejected input waits in the
- * dead-letter table beside them.
+ * moment a device is acknowledged until Kafka has acknowledged them. Beside them: rejected input
+ * (dead letters), the readings already seen (so a resent reading is not stored twice), and the loss
+ * ledger (every reading dropped, expired or rejected, per container and reason).
  */
 import Database from 'better-sqlite3';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -14,6 +16,9 @@ import { dirname } from 'node:path';
  */
 export type SyncPolicy = 'full' | 'normal';
 
+/** Alarms (door, power, temperature excursion, maintenance) are shed last; routine readings first. */
+export type Lane = 'routine' | 'alarm';
+
 export interface OutboxOptions {
   path: string;
   sync: SyncPolicy;
@@ -21,7 +26,9 @@ export interface OutboxOptions {
 
 export interface NewRow {
   containerId: string;
+  measurementMs: number;
   receivedMs: number;
+  lane: Lane;
   /** Builds the stored value once the reading's sequence number is known. */
   encode(seq: number): Buffer;
 }
@@ -30,6 +37,7 @@ export interface OutboxRow {
   seq: number;
   containerId: string;
   receivedMs: number;
+  lane: Lane;
   value: Buffer;
 }
 
@@ -37,29 +45,92 @@ export interface DeadLetterRow {
   receivedMs: number;
   transport: string;
   source: string;
+  /** The container the input claimed to come from, when known. */
+  containerId: string | null;
   reason: string;
   detail: string;
   payload: Buffer;
 }
 
+export interface LedgerEntry {
+  containerId: string;
+  reason: string;
+  count: number;
+}
+
 export interface OutboxDepth {
   count: number;
+  /** Approximate bytes the waiting readings occupy (values plus per-row overhead). */
   bytes: number;
+  alarms: number;
   /** Receive time of the oldest waiting reading, or null when empty. */
   oldestReceivedMs: number | null;
 }
 
+/** A closed range of sequence numbers, both ends included. */
+export type SeqRange = readonly [from: number, to: number];
+
+export interface ShedPolicy {
+  maxBytes: number;
+  maxAgeMs: number;
+  /** Thinning keeps one routine reading in this many per container. */
+  keepEvery: number;
+  nowMs: number;
+  /** Rows being sent right now: never shed, or they would be both delivered and counted lost. */
+  protect: readonly SeqRange[];
+}
+
+export interface ShedReport {
+  expired: number;
+  thinned: number;
+  droppedRoutine: number;
+  droppedAlarm: number;
+}
+
+export interface AppendResult {
+  /** The sequence number of each row, or null where the reading was already stored (a resend). */
+  seqs: (number | null)[];
+}
+
 export interface Outbox {
-  /** Commits the rows and dead letters in one transaction; returns the sequence numbers assigned. */
-  append(rows: readonly NewRow[], deadLetters: readonly DeadLetterRow[]): number[];
-  /** The oldest waiting rows, in sequence order. */
-  peek(limit: number): OutboxRow[];
+  /** Commits rows, dead letters and ledger counts in one transaction. */
+  append(rows: readonly NewRow[], deadLetters: readonly DeadLetterRow[], ledger?: readonly LedgerEntry[]): AppendResult;
+  /** Waiting rows in sequence order, from `minSeq` up to `maxSeq` (both included). */
+  peek(limit: number, bounds?: { minSeq?: number; maxSeq?: number }): OutboxRow[];
   /** Deletes rows Kafka has acknowledged. */
   remove(seqs: readonly number[]): void;
+  /** Deletes every row in the ranges (those Kafka committed before a restart). */
+  removeRanges(ranges: readonly SeqRange[]): number;
+  /** Expires, thins and drops rows per the policy, counting each in the ledger, in one transaction. */
+  shed(policy: ShedPolicy): ShedReport;
+  /** Forgets readings seen before this time (the window in which a resend is recognised). */
+  pruneSeen(beforeMeasurementMs: number): number;
   depth(): OutboxDepth;
+  /** Identifies this database: sequence numbers are only meaningful together with it. */
+  epoch(): string;
+  lastSeq(): number;
+  ledger(): LedgerEntry[];
   deadLetters(limit: number): (DeadLetterRow & { id: number })[];
   deadLetterCount(): number;
+  /** Frees pages left by deleted rows and truncates the write-ahead log. */
+  checkpoint(): void;
   close(): void;
+}
+
+/** Bytes counted per row beside its value: key, columns and b-tree overhead, roughly. */
+const ROW_OVERHEAD_BYTES = 24;
+/** Rows looked at per shedding step; bounded so one step never holds the database for long. */
+const SHED_CHUNK_ROWS = 5000;
+
+const LANE_CODE: Record<Lane, number> = { routine: 0, alarm: 1 };
+const LANE_NAME: readonly Lane[] = ['routine', 'alarm'];
+
+interface RawRow {
+  seq: number;
+  container_id: string;
+  received_ms: number;
+  lane: number;
+  value: Buffer;
 }
 
 export function openOutbox(options: OutboxOptions): Outbox {
@@ -72,83 +143,255 @@ export function openOutbox(options: OutboxOptions): Outbox {
       seq INTEGER PRIMARY KEY,
       container_id TEXT NOT NULL,
       received_ms INTEGER NOT NULL,
+      lane INTEGER NOT NULL,
+      thinned INTEGER NOT NULL DEFAULT 0,
       value BLOB NOT NULL
     );
+    CREATE TABLE IF NOT EXISTS seen (
+      container_id TEXT NOT NULL,
+      measurement_ms INTEGER NOT NULL,
+      PRIMARY KEY (container_id, measurement_ms)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS ledger (
+      container_id TEXT NOT NULL,
+      reason TEXT NOT NULL,
+      count INTEGER NOT NULL,
+      PRIMARY KEY (container_id, reason)
+    ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS dead_letter (
       id INTEGER PRIMARY KEY,
       received_ms INTEGER NOT NULL,
       transport TEXT NOT NULL,
       source TEXT NOT NULL,
+      container_id TEXT,
       reason TEXT NOT NULL,
       detail TEXT NOT NULL,
       payload BLOB NOT NULL
     );
-    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
   `);
 
-  const readLastSeq = db.prepare<[], { last: number | null }>(
-    `SELECT max(coalesce((SELECT value FROM meta WHERE key = 'last_seq'), 0), coalesce((SELECT max(seq) FROM outbox), 0)) AS last`,
-  );
+  const getMeta = db.prepare<[string], { value: unknown }>('SELECT value FROM meta WHERE key = ?');
+  const setMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+  let epoch = getMeta.get('epoch')?.value as string | undefined;
+  if (epoch === undefined) {
+    epoch = randomUUID();
+    setMeta.run('epoch', epoch);
+  }
+  const maxSeq = db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM outbox').get()?.m ?? 0;
   // Sequence numbers are never reused, even after their rows are deleted: (gateway, seq) names a
   // reading downstream for good.
-  let lastSeq = readLastSeq.get()?.last ?? 0;
+  let lastSeq = Math.max(Number(getMeta.get('last_seq')?.value ?? 0), maxSeq);
 
-  const insertRow = db.prepare('INSERT INTO outbox (seq, container_id, received_ms, value) VALUES (?, ?, ?, ?)');
+  const insertRow = db.prepare('INSERT INTO outbox (seq, container_id, received_ms, lane, value) VALUES (?, ?, ?, ?, ?)');
+  const insertSeen = db.prepare('INSERT OR IGNORE INTO seen (container_id, measurement_ms) VALUES (?, ?)');
   const insertDead = db.prepare(
-    'INSERT INTO dead_letter (received_ms, transport, source, reason, detail, payload) VALUES (?, ?, ?, ?, ?, ?)',
+    'INSERT INTO dead_letter (received_ms, transport, source, container_id, reason, detail, payload) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
-  const saveSeq = db.prepare(`INSERT INTO meta (key, value) VALUES ('last_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
-  const selectRows = db.prepare<[number], { seq: number; container_id: string; received_ms: number; value: Buffer }>(
-    'SELECT seq, container_id, received_ms, value FROM outbox ORDER BY seq LIMIT ?',
+  const bumpLedger = db.prepare(
+    'INSERT INTO ledger (container_id, reason, count) VALUES (?, ?, ?) ON CONFLICT(container_id, reason) DO UPDATE SET count = count + excluded.count',
   );
-  const deleteRow = db.prepare('DELETE FROM outbox WHERE seq = ?');
-  const selectDepth = db.prepare<[], { count: number; bytes: number | null; oldest: number | null }>(
-    'SELECT count(*) AS count, sum(length(value)) AS bytes, min(received_ms) AS oldest FROM outbox',
+  const selectRows = db.prepare<[number, number, number], RawRow>(
+    'SELECT seq, container_id, received_ms, lane, value FROM outbox WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?',
+  );
+  const deleteRow = db.prepare<[number], { size: number; lane: number }>(
+    `DELETE FROM outbox WHERE seq = ? RETURNING length(value) + ${ROW_OVERHEAD_BYTES} AS size, lane`,
+  );
+  const deleteRange = db.prepare<[number, number], { size: number; lane: number }>(
+    `DELETE FROM outbox WHERE seq >= ? AND seq <= ? RETURNING length(value) + ${ROW_OVERHEAD_BYTES} AS size, lane`,
+  );
+  const selectTotals = db.prepare<[], { count: number; bytes: number | null; alarms: number | null }>(
+    `SELECT count(*) AS count, sum(length(value)) + count(*) * ${ROW_OVERHEAD_BYTES} AS bytes, sum(lane) AS alarms FROM outbox`,
+  );
+  const selectOldest = db.prepare<[], { received_ms: number }>('SELECT received_ms FROM outbox ORDER BY seq LIMIT 1');
+  const selectExpired = db.prepare<[number, number], ShedCandidate>(
+    `SELECT seq, container_id, lane, length(value) + ${ROW_OVERHEAD_BYTES} AS size FROM outbox WHERE received_ms < ? ORDER BY seq LIMIT ?`,
+  );
+  const selectUnthinned = db.prepare<[number], ShedCandidate>(
+    `SELECT seq, container_id, lane, length(value) + ${ROW_OVERHEAD_BYTES} AS size FROM outbox WHERE lane = 0 AND thinned = 0 ORDER BY seq LIMIT ?`,
+  );
+  const selectOldestInLane = db.prepare<[number, number], ShedCandidate>(
+    `SELECT seq, container_id, lane, length(value) + ${ROW_OVERHEAD_BYTES} AS size FROM outbox WHERE lane = ? ORDER BY seq LIMIT ?`,
+  );
+  const markThinned = db.prepare('UPDATE outbox SET thinned = 1 WHERE seq = ?');
+  const deleteShed = db.prepare('DELETE FROM outbox WHERE seq = ?');
+  const pruneSeenStmt = db.prepare('DELETE FROM seen WHERE measurement_ms < ?');
+  const selectLedger = db.prepare<[], { containerId: string; reason: string; count: number }>(
+    'SELECT container_id AS containerId, reason, count FROM ledger ORDER BY container_id, reason',
   );
   const selectDead = db.prepare<[number], DeadLetterRow & { id: number }>(
-    'SELECT id, received_ms AS receivedMs, transport, source, reason, detail, payload FROM dead_letter ORDER BY id LIMIT ?',
+    'SELECT id, received_ms AS receivedMs, transport, source, container_id AS containerId, reason, detail, payload FROM dead_letter ORDER BY id LIMIT ?',
   );
   const countDead = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM dead_letter');
 
-  const appendTx = db.transaction((rows: readonly NewRow[], deadLetters: readonly DeadLetterRow[]) => {
-    const seqs: number[] = [];
+  const totals = selectTotals.get();
+  let count = totals?.count ?? 0;
+  let bytes = totals?.bytes ?? 0;
+  let alarms = totals?.alarms ?? 0;
+
+  interface ShedCandidate {
+    seq: number;
+    container_id: string;
+    lane: number;
+    size: number;
+  }
+
+  const appendTx = db.transaction((rows: readonly NewRow[], deadLetters: readonly DeadLetterRow[], ledger: readonly LedgerEntry[]) => {
+    const seqs: (number | null)[] = [];
     let seq = lastSeq;
+    let addedBytes = 0;
+    let addedAlarms = 0;
     for (const row of rows) {
+      if (insertSeen.run(row.containerId, row.measurementMs).changes === 0) {
+        seqs.push(null);
+        continue;
+      }
       seq += 1;
-      insertRow.run(seq, row.containerId, row.receivedMs, row.encode(seq));
+      const value = row.encode(seq);
+      insertRow.run(seq, row.containerId, row.receivedMs, LANE_CODE[row.lane], value);
+      addedBytes += value.length + ROW_OVERHEAD_BYTES;
+      if (row.lane === 'alarm') addedAlarms += 1;
       seqs.push(seq);
     }
-    for (const d of deadLetters) insertDead.run(d.receivedMs, d.transport, d.source, d.reason, d.detail, d.payload);
-    if (rows.length > 0) saveSeq.run(seq);
-    return seqs;
+    for (const d of deadLetters) insertDead.run(d.receivedMs, d.transport, d.source, d.containerId, d.reason, d.detail, d.payload);
+    for (const l of ledger) bumpLedger.run(l.containerId, l.reason, l.count);
+    if (seq !== lastSeq) setMeta.run('last_seq', seq);
+    return { seqs, seq, addedBytes, addedAlarms };
   });
+
   const removeTx = db.transaction((seqs: readonly number[]) => {
-    for (const seq of seqs) deleteRow.run(seq);
+    for (const seq of seqs) {
+      const gone = deleteRow.get(seq);
+      if (gone) forget(gone.size, gone.lane);
+    }
+  });
+
+  function forget(size: number, lane = 0): void {
+    count -= 1;
+    bytes -= size;
+    alarms -= lane;
+  }
+
+  const removeRangesTx = db.transaction((ranges: readonly SeqRange[]) => {
+    let removed = 0;
+    for (const [from, to] of ranges) {
+      for (const gone of deleteRange.all(from, to)) {
+        forget(gone.size, gone.lane);
+        removed += 1;
+      }
+    }
+    return removed;
+  });
+
+  const shedTx = db.transaction((policy: ShedPolicy): ShedReport => {
+    const report: ShedReport = { expired: 0, thinned: 0, droppedRoutine: 0, droppedAlarm: 0 };
+    const isProtected = (seq: number) => policy.protect.some(([from, to]) => seq >= from && seq <= to);
+    const losses = new Map<string, number>();
+    const drop = (row: ShedCandidate, reason: string) => {
+      deleteShed.run(row.seq);
+      forget(row.size, row.lane);
+      const key = `${row.container_id}\u0000${reason}`;
+      losses.set(key, (losses.get(key) ?? 0) + 1);
+    };
+
+    const oldest = selectOldest.get();
+    if (oldest && oldest.received_ms < policy.nowMs - policy.maxAgeMs) {
+      for (;;) {
+        const expired = selectExpired.all(policy.nowMs - policy.maxAgeMs, SHED_CHUNK_ROWS).filter((r) => !isProtected(r.seq));
+        for (const row of expired) drop(row, 'expired');
+        report.expired += expired.length;
+        if (expired.length < SHED_CHUNK_ROWS) break;
+      }
+    }
+
+    // Thin first: routine readings not thinned before, oldest first, keeping every n-th per container.
+    while (bytes > policy.maxBytes) {
+      const chunk = selectUnthinned.all(SHED_CHUNK_ROWS).filter((r) => !isProtected(r.seq));
+      if (chunk.length === 0) break;
+      const position = new Map<string, number>();
+      for (const row of chunk) {
+        const p = position.get(row.container_id) ?? 0;
+        position.set(row.container_id, p + 1);
+        if (p % policy.keepEvery === 0) markThinned.run(row.seq);
+        else {
+          drop(row, 'thinned');
+          report.thinned += 1;
+        }
+      }
+    }
+    // Then drop, routine readings before alarms, oldest first.
+    for (const lane of [0, 1]) {
+      while (bytes > policy.maxBytes) {
+        const chunk = selectOldestInLane.all(lane, SHED_CHUNK_ROWS).filter((r) => !isProtected(r.seq));
+        if (chunk.length === 0) break;
+        for (const row of chunk) {
+          if (bytes <= policy.maxBytes) break;
+          drop(row, lane === 0 ? 'shed-routine' : 'shed-alarm');
+          if (lane === 0) report.droppedRoutine += 1;
+          else report.droppedAlarm += 1;
+        }
+      }
+    }
+    for (const [key, n] of losses) {
+      const [containerId, reason] = key.split('\u0000') as [string, string];
+      bumpLedger.run(containerId, reason, n);
+    }
+    return report;
   });
 
   let closed = false;
   return {
-    append(rows, deadLetters) {
-      const seqs = appendTx(rows, deadLetters);
+    append(rows, deadLetters, ledger = []) {
+      const result = appendTx(rows, deadLetters, ledger);
       // Only advance once the transaction committed; a failed commit reuses nothing it did not write.
-      if (seqs.length > 0) lastSeq = seqs[seqs.length - 1]!;
-      return seqs;
+      lastSeq = result.seq;
+      const added = result.seqs.filter((s) => s !== null).length;
+      count += added;
+      bytes += result.addedBytes;
+      alarms += result.addedAlarms;
+      return { seqs: result.seqs };
     },
-    peek(limit) {
-      return selectRows.all(limit).map((r) => ({ seq: r.seq, containerId: r.container_id, receivedMs: r.received_ms, value: r.value }));
+    peek(limit, bounds = {}) {
+      return selectRows.all(bounds.minSeq ?? 0, bounds.maxSeq ?? Number.MAX_SAFE_INTEGER, limit).map((r) => ({
+        seq: r.seq,
+        containerId: r.container_id,
+        receivedMs: r.received_ms,
+        lane: LANE_NAME[r.lane] ?? 'routine',
+        value: r.value,
+      }));
     },
     remove(seqs) {
       if (seqs.length > 0) removeTx(seqs);
     },
+    removeRanges(ranges) {
+      return ranges.length > 0 ? removeRangesTx(ranges) : 0;
+    },
+    shed(policy) {
+      if (bytes <= policy.maxBytes) {
+        const oldest = count > 0 ? selectOldest.get() : undefined;
+        if (!oldest || oldest.received_ms >= policy.nowMs - policy.maxAgeMs) return { expired: 0, thinned: 0, droppedRoutine: 0, droppedAlarm: 0 };
+      }
+      return shedTx(policy);
+    },
+    pruneSeen(beforeMeasurementMs) {
+      return pruneSeenStmt.run(beforeMeasurementMs).changes;
+    },
     depth() {
-      const d = selectDepth.get();
-      return { count: d?.count ?? 0, bytes: d?.bytes ?? 0, oldestReceivedMs: d?.oldest ?? null };
+      return { count, bytes, alarms, oldestReceivedMs: count > 0 ? (selectOldest.get()?.received_ms ?? null) : null };
+    },
+    epoch: () => epoch,
+    lastSeq: () => lastSeq,
+    ledger() {
+      return selectLedger.all();
     },
     deadLetters(limit) {
       return selectDead.all(limit);
     },
     deadLetterCount() {
       return countDead.get()?.n ?? 0;
+    },
+    checkpoint() {
+      db.pragma('wal_checkpoint(TRUNCATE)');
     },
     close() {
       if (closed) return;

@@ -20,7 +20,10 @@ export type RejectReason =
   | 'wrong-type'
   | 'out-of-range'
   | 'bad-timestamp'
-  | 'container-mismatch';
+  | 'container-mismatch'
+  | 'bad-checksum'
+  | 'line-noise'
+  | 'partial-line';
 
 /** What each rejection reason means, for the metrics reference and the dead-letter topic. */
 export const REJECT_REASON_MEANINGS: Readonly<Record<RejectReason, string>> = {
@@ -34,13 +37,16 @@ export const REJECT_REASON_MEANINGS: Readonly<Record<RejectReason, string>> = {
   'out-of-range': 'A measurement lies outside its plausible range (FIELD_RANGES).',
   'bad-timestamp': 'measurement_time does not parse, is before 2000-01-01, or is more than 24 h after the gateway clock.',
   'container-mismatch': "The reading's container id differs from the envelope's containerID or from the MQTT topic.",
+  'bad-checksum': 'A serial sentence has no `*HH` checksum, or its checksum differs from the XOR of its bytes.',
+  'line-noise': 'A serial line holds bytes that are not UTF-8 text or control characters other than tab.',
+  'partial-line': 'A serial line was cut off before its newline because the port closed or went away.',
 };
 
 export const REJECT_REASONS: readonly RejectReason[] = Object.freeze(
   Object.keys(REJECT_REASON_MEANINGS) as RejectReason[],
 );
 
-export type PayloadForm = 'canonical-json' | 'envelope-object' | 'envelope-tuple' | 'avro';
+export type PayloadForm = 'canonical-json' | 'envelope-object' | 'envelope-tuple' | 'avro' | 'csv-row' | 'nmea-sentence';
 
 export type DecodeResult =
   | { ok: true; reading: ReeferReading; form: PayloadForm }

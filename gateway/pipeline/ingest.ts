@@ -7,8 +7,10 @@ import type { Logger } from 'pino';
 import { encodeTelemetry } from '../../schemas/avro.js';
 import type { Transport } from '../../schemas/reefer-reading.js';
 import type { CommitQueue } from '../outbox/commit-queue.js';
-import { decodeReading, type RejectReason } from './decode-reading.js';
 import type { GatewayStats } from '../ops/gateway-stats.js';
+import { decodeReading, type DecodeResult, type RejectReason } from './decode-reading.js';
+import type { GapTracker } from './gap-tracker.js';
+import { laneOf, type LaneRules } from './lanes.js';
 
 export interface IngestOptions {
   gatewayId: string;
@@ -16,11 +18,15 @@ export interface IngestOptions {
   maxPayloadBytes: number;
   /** Dead letters keep at most this much of the offending payload. */
   deadLetterPayloadBytes: number;
+  lanes: LaneRules;
 }
 
 export interface IngestDeps {
   queue: CommitQueue;
   stats: GatewayStats;
+  gaps: GapTracker;
+  /** Throws when the gateway cannot take input now (a full disk): the device is not acknowledged. */
+  admit?(): void;
   logger: Logger;
   now(): number;
 }
@@ -33,16 +39,60 @@ export interface IngestSource {
   topicContainerId?: string;
 }
 
-export type IngestOutcome = { accepted: true; seq: number } | { accepted: false; reason: RejectReason };
+export type IngestOutcome =
+  | { accepted: true; seq: number }
+  /** The same reading (container id and measurement time) was stored before: a device's resend. */
+  | { accepted: true; duplicate: true }
+  | { accepted: false; reason: RejectReason };
 
 export interface Ingest {
   ingest(payload: Buffer, from: IngestSource): Promise<IngestOutcome>;
+  /** For transports that decode themselves (serial framers): the same path from the decoded result on. */
+  ingestDecoded(result: DecodeResult, raw: Buffer, from: IngestSource, receivedMs?: number): Promise<IngestOutcome>;
 }
 
 export function createIngest(options: IngestOptions, deps: IngestDeps): Ingest {
   const log = deps.logger.child({ component: 'pipeline' });
+
+  async function ingestDecoded(result: DecodeResult, raw: Buffer, from: IngestSource, receivedMs = deps.now()): Promise<IngestOutcome> {
+    deps.admit?.();
+    if (!result.ok) {
+      deps.stats.rejected(from.transport, result.reason);
+      log.debug({ transport: from.transport, source: from.source, reason: result.reason, detail: result.detail }, 'reading rejected');
+      const device = from.topicContainerId ?? from.source;
+      deps.queue.addLedger([{ containerId: device, reason: result.reason, count: 1 }]);
+      await deps.queue.addDeadLetter({
+        receivedMs,
+        transport: from.transport,
+        source: from.source,
+        containerId: from.topicContainerId ?? null,
+        reason: result.reason,
+        detail: result.detail,
+        payload: raw.subarray(0, options.deadLetterPayloadBytes),
+      });
+      return { accepted: false, reason: result.reason };
+    }
+    const reading = result.reading;
+    const missing = deps.gaps.observe(reading.container_id, reading.measurement_time);
+    if (missing > 0) deps.queue.addLedger([{ containerId: reading.container_id, reason: 'gap', count: missing }]);
+    const seq = await deps.queue.addReading({
+      containerId: reading.container_id,
+      measurementMs: reading.measurement_time,
+      receivedMs,
+      lane: laneOf(reading, options.lanes),
+      encode: (assigned) =>
+        encodeTelemetry({ ...reading, gateway_id: options.gatewayId, seq: assigned, transport: from.transport, received_time: receivedMs }),
+    });
+    if (seq === null) {
+      deps.stats.duplicate(from.transport);
+      return { accepted: true, duplicate: true };
+    }
+    deps.stats.accepted(from.transport);
+    return { accepted: true, seq };
+  }
+
   return {
-    async ingest(payload, from) {
+    ingest(payload, from) {
       const receivedMs = deps.now();
       const result = decodeReading(payload, {
         topicContainerId: from.topicContainerId,
@@ -50,28 +100,8 @@ export function createIngest(options: IngestOptions, deps: IngestDeps): Ingest {
         nowMs: receivedMs,
         maxPayloadBytes: options.maxPayloadBytes,
       });
-      if (!result.ok) {
-        deps.stats.rejected(from.transport, result.reason);
-        log.debug({ transport: from.transport, source: from.source, reason: result.reason, detail: result.detail }, 'reading rejected');
-        await deps.queue.addDeadLetter({
-          receivedMs,
-          transport: from.transport,
-          source: from.source,
-          reason: result.reason,
-          detail: result.detail,
-          payload: payload.subarray(0, options.deadLetterPayloadBytes),
-        });
-        return { accepted: false, reason: result.reason };
-      }
-      const reading = result.reading;
-      const seq = await deps.queue.addReading({
-        containerId: reading.container_id,
-        receivedMs,
-        encode: (assigned) =>
-          encodeTelemetry({ ...reading, gateway_id: options.gatewayId, seq: assigned, transport: from.transport, received_time: receivedMs }),
-      });
-      deps.stats.accepted(from.transport);
-      return { accepted: true, seq };
+      return ingestDecoded(result, payload, from, receivedMs);
     },
+    ingestDecoded,
   };
 }

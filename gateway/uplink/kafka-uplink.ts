@@ -1,31 +1,58 @@
 /**
- * The uplink drains the outbox into Kafka: oldest first, in batches, deleting rows only after Kafka
- * acknowledged them. While Kafka cannot be reached it keeps the rows and retries with a capped,
- * jittered exponential backoff; readings keep arriving into the outbox meanwhile.
+ * The uplink drains the outbox into Kafka exactly once. Each batch is one Kafka transaction that also
+ * records which outbox rows it carried (a progress marker stored as the committed offset of a
+ * per-gateway group). Rows are deleted only after the commit; after a crash, a timeout or an
+ * ambiguous commit, the uplink starts a fresh producer (which fences the old one and aborts its open
+ * transaction), reads the marker and deletes the rows Kafka did commit. So a restart neither resends
+ * what Kafka committed nor skips what it did not.
+ *
+ * After an outage, fresh readings go first while the backlog drains at a bounded rate, in sequence
+ * (and so per-container) order, marked as replayed.
  */
 import type { Logger } from 'pino';
-import type { KafkaProducerPort, KafkaRecord } from '../../cloud-bridge/kafka-client.js';
-import type { Outbox, OutboxRow } from '../outbox/sqlite-outbox.js';
+import type { KafkaAdminPort, KafkaRecord, ProgressMarker, TopicRecords, TransactionalProducerPort } from '../../cloud-bridge/kafka-client.js';
+import type { Outbox, OutboxRow, SeqRange } from '../outbox/sqlite-outbox.js';
 
 export type UplinkState = 'connecting' | 'up' | 'down' | 'closed';
 
 export interface UplinkOptions {
   topic: string;
   gatewayId: string;
-  /** Most readings sent in one produce request. */
+  /** Most readings sent in one transaction. */
   batchSize: number;
   minBackoffMs: number;
   maxBackoffMs: number;
   /** How often an idle uplink looks at the outbox even without being told of new rows. */
   idlePollMs: number;
+  /** Longest one Kafka operation may take before the broker counts as hung. */
+  operationTimeoutMs: number;
+  /** How often an idle uplink checks that Kafka still answers. */
+  probeIntervalMs: number;
+  /** Send fresh readings before the backlog left by an outage. */
+  liveFirst: boolean;
+  /**
+   * Readings waiting this long when the link comes (back) up count as a backlog to replay behind fresh
+   * ones; a shorter blip is sent in order.
+   */
+  liveFirstAfterMs: number;
+  /** Backlog readings sent per second while fresh ones keep flowing; 0 for no limit. */
+  replayRatePerSecond: number;
+  /** Topic for the gateway's status and loss ledger; empty to send none. */
+  statusTopic: string;
+  statusIntervalMs: number;
 }
 
 export interface UplinkDeps {
   outbox: Outbox;
-  producer: KafkaProducerPort;
+  /** Builds a producer; called again after every failure, so a hung one is abandoned, not reused. */
+  createProducer(): TransactionalProducerPort;
+  admin: KafkaAdminPort;
   /** Turns a stored row into the Kafka record value (framing). */
   frame(row: OutboxRow): Buffer;
+  /** The gateway's status and loss ledger, sent to the status topic. */
+  statusReport(): unknown;
   logger: Logger;
+  now(): number;
   onSent?(count: number, latencyMs: number): void;
   onStateChange?(state: UplinkState): void;
   onError?(error: unknown): void;
@@ -36,22 +63,68 @@ export interface Uplink {
   /** Wakes an idle uplink: new rows are waiting. */
   notify(): void;
   state(): UplinkState;
+  /** Rows being sent right now, which shedding must leave alone. */
+  inFlight(): readonly SeqRange[];
+  /** Oldest sequence number that still counts as backlog, or 0 when there is none. */
+  replayUntilSeq(): number;
   close(): Promise<void>;
+}
+
+export class UplinkTimeoutError extends Error {
+  readonly code = 'REEFER_UPLINK_TIMEOUT';
+  readonly retriable = true;
+  constructor(operation: string, ms: number) {
+    super(`Kafka did not answer ${operation} within ${ms} ms`);
+    this.name = 'UplinkTimeoutError';
+  }
+}
+
+/** Marker text: the outbox's epoch, then the committed ranges, e.g. `3f2c…:1-500,9001-9100`. */
+export function encodeMarker(epoch: string, ranges: readonly SeqRange[]): string {
+  return `${epoch}:${ranges.map(([a, b]) => `${a}-${b}`).join(',')}`;
+}
+
+export function decodeMarker(text: string): { epoch: string; ranges: SeqRange[] } | null {
+  const colon = text.lastIndexOf(':');
+  if (colon <= 0) return null;
+  const ranges: SeqRange[] = [];
+  for (const part of text.slice(colon + 1).split(',')) {
+    const m = /^(\d+)-(\d+)$/.exec(part);
+    if (!m) return null;
+    ranges.push([Number(m[1]), Number(m[2])]);
+  }
+  return { epoch: text.slice(0, colon), ranges };
+}
+
+function rangeOf(rows: readonly OutboxRow[]): SeqRange | undefined {
+  return rows.length > 0 ? [rows[0]!.seq, rows[rows.length - 1]!.seq] : undefined;
 }
 
 export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
   const log = deps.logger.child({ component: 'uplink' });
+  const progressGroup = `reefer-gateway.${options.gatewayId}.progress`;
   let state: UplinkState = 'connecting';
   let running = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
   let backoffMs = options.minBackoffMs;
-  let connected = false;
+  let producer: TransactionalProducerPort | undefined;
+  let needsRecovery = true;
+  let inFlight: SeqRange[] = [];
+  let replayUntil = 0;
+  let replayTokens = 0;
+  let replayRefillMs = deps.now();
+  let lastProbeMs = deps.now();
+  let lastStatusMs = 0;
+  let statusDue = true;
 
   function setState(next: UplinkState): void {
     if (state === next) return;
+    const previous = state;
     state = next;
-    log.info({ state }, `uplink ${state}`);
+    log.info({ state, previous }, `uplink ${state}`);
+    // The link is back: tell the status topic.
+    if (next === 'up' && previous === 'down') statusDue = true;
     deps.onStateChange?.(state);
   }
 
@@ -67,52 +140,156 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
     });
   }
 
-  function toRecord(row: OutboxRow): KafkaRecord {
-    return {
-      key: row.containerId,
-      value: deps.frame(row),
-      headers: { gateway_id: options.gatewayId, seq: String(row.seq) },
-      timestampMs: row.receivedMs,
-    };
+  /** Gives up on an operation that does not answer; a hung broker never rejects on its own. */
+  function withTimeout<T>(operation: string, promise: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new UplinkTimeoutError(operation, options.operationTimeoutMs)), options.operationTimeoutMs);
+      promise.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  function toRecord(row: OutboxRow, replayed: boolean): KafkaRecord {
+    const headers: Record<string, string> = { gateway_id: options.gatewayId, seq: String(row.seq), lane: row.lane };
+    if (replayed) headers.replayed = 'true';
+    return { key: row.containerId, value: deps.frame(row), headers, timestampMs: row.receivedMs };
+  }
+
+  function dropProducer(): void {
+    const old = producer;
+    producer = undefined;
+    // A hung producer may never finish disconnecting; its transaction is fenced by the next one anyway.
+    if (old) void old.close().catch(() => undefined);
   }
 
   async function failed(error: unknown): Promise<void> {
     deps.onError?.(error);
+    needsRecovery = true;
+    inFlight = [];
+    dropProducer();
     setState('down');
-    log.warn({ err: error instanceof Error ? error.message : String(error), retryInMs: backoffMs }, 'Kafka unreachable; readings stay in the outbox');
-    // Full jitter keeps a fleet of gateways from reconnecting in step after a shared outage.
+    log.warn({ err: error instanceof Error ? error.message : String(error), retryInMs: backoffMs }, 'Kafka unavailable; readings stay in the outbox');
+    // Jitter keeps a fleet of gateways from reconnecting in step after a shared outage.
     await sleep(backoffMs / 2 + Math.random() * (backoffMs / 2));
     backoffMs = Math.min(options.maxBackoffMs, backoffMs * 2);
   }
 
+  async function recover(): Promise<void> {
+    const fresh = deps.createProducer();
+    producer = fresh;
+    await withTimeout('producer start', fresh.connect());
+    const marker = await withTimeout('progress lookup', deps.admin.fetchMarker(progressGroup, options.topic, 0));
+    const decoded = marker ? decodeMarker(marker.metadata) : null;
+    if (decoded && decoded.epoch === deps.outbox.epoch()) {
+      const removed = deps.outbox.removeRanges(decoded.ranges);
+      if (removed > 0) log.info({ removed, ranges: decoded.ranges }, 'rows Kafka had committed before the restart removed from the outbox');
+    }
+    needsRecovery = false;
+  }
+
+  function takeBatch(): { live: OutboxRow[]; backlog: OutboxRow[] } {
+    if (!options.liveFirst) return { live: deps.outbox.peek(options.batchSize), backlog: [] };
+    const live = deps.outbox.peek(options.batchSize, { minSeq: replayUntil + 1 });
+    const room = options.batchSize - live.length;
+    if (room <= 0) return { live, backlog: [] };
+    let allowance = room;
+    if (options.replayRatePerSecond > 0) {
+      const now = deps.now();
+      replayTokens = Math.min(options.replayRatePerSecond, replayTokens + ((now - replayRefillMs) / 1000) * options.replayRatePerSecond);
+      replayRefillMs = now;
+      allowance = Math.min(room, Math.floor(replayTokens));
+    }
+    const backlog = allowance > 0 ? deps.outbox.peek(allowance, { maxSeq: replayUntil }) : [];
+    if (options.replayRatePerSecond > 0) replayTokens -= backlog.length;
+    return { live, backlog };
+  }
+
+  function statusSend(): TopicRecords[] {
+    if (!options.statusTopic) return [];
+    const now = deps.now();
+    if (!statusDue && now - lastStatusMs < options.statusIntervalMs) return [];
+    return [{ topic: options.statusTopic, records: [{ key: options.gatewayId, value: Buffer.from(JSON.stringify(deps.statusReport())), timestampMs: now }] }];
+  }
+
   async function run(): Promise<void> {
     while (running) {
-      if (!connected) {
+      if (needsRecovery) {
         try {
-          await deps.producer.connect();
-          connected = true;
+          await recover();
         } catch (error) {
           await failed(error);
           continue;
         }
+        // What waited through an outage (or a stop) is backlog, replayed behind fresh readings.
+        const oldest = deps.outbox.depth().oldestReceivedMs;
+        if (options.liveFirst && oldest !== null && deps.now() - oldest >= options.liveFirstAfterMs) {
+          replayUntil = Math.max(replayUntil, deps.outbox.lastSeq());
+        }
       }
-      const rows = deps.outbox.peek(options.batchSize);
-      if (rows.length === 0) {
+      const { live, backlog } = takeBatch();
+      const status = statusSend();
+      if (live.length === 0 && backlog.length === 0 && status.length === 0) {
+        if (deps.now() - lastProbeMs >= options.probeIntervalMs) {
+          lastProbeMs = deps.now();
+          try {
+            await withTimeout('health probe', deps.admin.listTopics());
+          } catch (error) {
+            await failed(error);
+            continue;
+          }
+        }
         setState('up');
-        await sleep(options.idlePollMs);
+        if (backlog.length === 0 && options.replayRatePerSecond > 0 && deps.outbox.peek(1, { maxSeq: replayUntil }).length > 0) {
+          await sleep(Math.min(options.idlePollMs, 1000 / options.replayRatePerSecond));
+        } else {
+          await sleep(options.idlePollMs);
+        }
         continue;
       }
-      const startedMs = Date.now();
+      const ranges = [rangeOf(live), rangeOf(backlog)].filter((r): r is SeqRange => r !== undefined);
+      const sends: TopicRecords[] = [
+        { topic: options.topic, records: [...live.map((r) => toRecord(r, false)), ...backlog.map((r) => toRecord(r, true))] },
+        ...status,
+      ];
+      const marker: ProgressMarker | undefined =
+        ranges.length > 0
+          ? { groupId: progressGroup, topic: options.topic, partition: 0, offset: ranges[ranges.length - 1]![1], metadata: encodeMarker(deps.outbox.epoch(), ranges) }
+          : undefined;
+      inFlight = ranges;
+      const startedMs = deps.now();
       try {
-        await deps.producer.send(options.topic, rows.map(toRecord));
+        await withTimeout('transaction', producer!.commit(sends, marker));
       } catch (error) {
         await failed(error);
         continue;
       }
-      deps.outbox.remove(rows.map((r) => r.seq));
+      try {
+        deps.outbox.removeRanges(ranges);
+      } catch (error) {
+        // Kafka has these rows but the outbox could not forget them (a full disk): sending more before
+        // recovery has removed them would send them twice, so recover first.
+        log.error({ err: error instanceof Error ? error.message : String(error) }, 'could not remove delivered rows from the outbox');
+        await failed(error);
+        continue;
+      }
+      inFlight = [];
+      if (status.length > 0) {
+        lastStatusMs = deps.now();
+        statusDue = false;
+      }
+      lastProbeMs = deps.now();
       backoffMs = options.minBackoffMs;
       setState('up');
-      deps.onSent?.(rows.length, Date.now() - startedMs);
+      const sent = live.length + backlog.length;
+      if (sent > 0) deps.onSent?.(sent, deps.now() - startedMs);
     }
   }
 
@@ -126,13 +303,18 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
       wake?.();
     },
     state: () => state,
+    inFlight: () => inFlight,
+    replayUntilSeq: () => (deps.outbox.peek(1, { maxSeq: replayUntil }).length > 0 ? replayUntil : 0),
     async close() {
       if (state === 'closed') return;
       running = false;
       wake?.();
       await loop;
       setState('closed');
-      await deps.producer.close().catch(() => undefined);
+      const last = producer;
+      producer = undefined;
+      await last?.close().catch(() => undefined);
+      await deps.admin.close().catch(() => undefined);
     },
   };
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { resolveConfig, type GatewayConfig } from '../../gateway/config.js';
 import { startGateway, type Gateway } from '../../gateway/main.js';
-import { createLogger } from '../../gateway/ops/logger.js';
+import { createLogger, type Logger } from '../../gateway/ops/logger.js';
 
 export interface GatewayUnderTest {
   gateway: Gateway;
@@ -16,7 +16,12 @@ export interface GatewayUnderTest {
   close(): Promise<void>;
 }
 
-export async function startTestGateway(bootstrap: string, overrides: Record<string, unknown> = {}): Promise<GatewayUnderTest> {
+/** `deps.logger` replaces the silent (or REEFER_TEST_LOG) logger, for tests that check what the gateway logs. */
+export async function startTestGateway(
+  bootstrap: string,
+  overrides: Record<string, unknown> = {},
+  deps: { logger?: Logger } = {},
+): Promise<GatewayUnderTest> {
   const dataDir = mkdtempSync(join(tmpdir(), 'reefer-gw-'));
   const topic = `reefer-telemetry-${randomUUID().slice(0, 8)}`;
   const config = resolveConfig({
@@ -30,7 +35,7 @@ export async function startTestGateway(bootstrap: string, overrides: Record<stri
       ...overrides,
     },
   });
-  const gateway = await startGateway(config, { logger: createLogger(config.log.level) });
+  const gateway = await startGateway(config, { logger: deps.logger ?? createLogger(config.log.level) });
   return {
     gateway,
     config,

@@ -148,7 +148,7 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
   );
   const classpath = `${libs}/*`;
   const jvm = [`-Xmx${options.heapMb ?? 512}m`, '-Xms64m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', `-Dlog4j2.configurationFile=${join(dataDir, 'log4j2.properties')}`];
-  const format = spawnSync('java', [...jvm, '-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId(), '-c', configPath], {
+  const format = spawnSync('java', [...jvm, '-cp', classpath, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId()}`, '-c', configPath], {
     encoding: 'utf8',
   });
   if (format.status !== 0) throw new Error(`Kafka storage format failed:\n${format.stdout}\n${format.stderr}`);
@@ -208,7 +208,11 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
 
 /** A KRaft cluster id: 16 random bytes in URL-safe base64 without padding. */
 function clusterId(): string {
-  return Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
+  // An id starting with '-' would be read as an option by the storage tool.
+  for (;;) {
+    const id = Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 /** Lists the jars of the cached broker (for diagnostics). */

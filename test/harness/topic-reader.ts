@@ -3,7 +3,8 @@
  * tests can compare what reached Kafka with what devices were acknowledged for.
  */
 import { randomUUID } from 'node:crypto';
-import { createKafkaClient, type ConsumedRecord } from '../../cloud-bridge/kafka-client.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import { createKafkaClient, type ConsumedRecord, type KafkaConsumerPort } from '../../cloud-bridge/kafka-client.js';
 import { decodeSingleObject } from '../../schemas/avro.js';
 import type { ReeferTelemetry } from '../../schemas/reefer-reading.js';
 
@@ -33,12 +34,11 @@ export async function readTopic(bootstrap: string, topic: string): Promise<Topic
   } finally {
     await admin.close();
   }
-  const consumer = client.consumer({ groupId: `test-${randomUUID()}`, topics: [topic], fromBeginning: true });
   const seen: DeliveredRecord[] = [];
   let lastArrivalMs = Date.now();
   const waiters = new Set<() => void>();
   const undecodable: ConsumedRecord[] = [];
-  await consumer.start((batch) => {
+  const onRecords = (batch: ConsumedRecord[]): void => {
     for (const r of batch) {
       const decoded = r.value ? decodeSingleObject(r.value) : { ok: false as const, detail: 'empty value' };
       if (!decoded.ok || decoded.schema !== 'ReeferTelemetry') {
@@ -49,7 +49,8 @@ export async function readTopic(bootstrap: string, topic: string): Promise<Topic
     }
     lastArrivalMs = Date.now();
     for (const w of waiters) w();
-  });
+  };
+  const consumer = await startConsumer(client, topic, onRecords);
   return {
     records: () => {
       if (undecodable.length > 0) throw new Error(`${undecodable.length} records in ${topic} did not decode as ReeferTelemetry`);
@@ -79,4 +80,37 @@ export async function readTopic(bootstrap: string, topic: string): Promise<Topic
     },
     close: () => consumer.close(),
   };
+}
+
+/**
+ * When the gateway creates the topic at the same moment, ensureTopics sees it listed before its
+ * partitions have leaders, and subscribing fails with a retriable error for a short while.
+ */
+async function startConsumer(
+  client: ReturnType<typeof createKafkaClient>,
+  topic: string,
+  onRecords: (batch: ConsumedRecord[]) => void,
+): Promise<KafkaConsumerPort> {
+  for (let attempt = 1; ; attempt++) {
+    const consumer = client.consumer({ groupId: `test-${randomUUID()}`, topics: [topic], fromBeginning: true });
+    try {
+      await consumer.start(onRecords);
+      return consumer;
+    } catch (error) {
+      await consumer.close().catch(() => undefined);
+      if (attempt >= 10 || (error as { retriable?: unknown }).retriable !== true) throw error;
+      await delay(100 * attempt);
+    }
+  }
+}
+
+/** Reads a topic's raw records (for topics that do not carry readings, such as gateway-status). */
+export async function readRawTopic(bootstrap: string, topic: string): Promise<{ records(): ConsumedRecord[]; close(): Promise<void> }> {
+  const client = createKafkaClient({ brokers: [bootstrap], clientId: 'test-raw-reader' });
+  const consumer = client.consumer({ groupId: `test-${randomUUID()}`, topics: [topic], fromBeginning: true });
+  const seen: ConsumedRecord[] = [];
+  await consumer.start((batch) => {
+    seen.push(...batch);
+  });
+  return { records: () => [...seen], close: () => consumer.close() };
 }

@@ -315,6 +315,9 @@ describe('reject reasons', () => {
       'out-of-range',
       'bad-timestamp',
       'container-mismatch',
+      'bad-checksum',
+      'line-noise',
+      'partial-line',
     ]);
     for (const reason of REJECT_REASONS) {
       expect(REJECT_REASON_MEANINGS[reason]).toMatch(/^[A-Za-z'`].{10,130}\.$/);

@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { awaitDelivery } from '../harness/fault-report.js';
+import { startFaultLoad } from '../harness/fault-load.js';
+import { startTestGateway, type GatewayUnderTest } from '../harness/gateway-under-test.js';
+import { startKafkaBroker, type KafkaBroker } from '../harness/kafka-broker.js';
+import { readTopic } from '../harness/topic-reader.js';
+
+// These tests stop and freeze Kafka, so they share a broker of their own.
+const OUTAGE_S = Number(process.env.REEFER_OUTAGE_S ?? 60);
+const FREEZE_S = Number(process.env.REEFER_FREEZE_S ?? 30);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let broker: KafkaBroker;
+const gateways: GatewayUnderTest[] = [];
+beforeAll(async () => {
+  broker = await startKafkaBroker();
+});
+afterAll(async () => {
+  for (const gw of gateways) await gw.close();
+  await broker?.close();
+});
+
+async function gatewayOn(bootstrap: string): Promise<GatewayUnderTest> {
+  const gw = await startTestGateway(bootstrap, {
+    uplink: { minBackoffMs: 100, maxBackoffMs: 2000, operationTimeoutMs: 4000, probeIntervalMs: 1000 },
+  });
+  gateways.push(gw);
+  await expect.poll(() => gw.gateway.status().uplink, { timeout: 30_000 }).toBe('up');
+  return gw;
+}
+
+describe('Kafka faults under load', () => {
+  it(`keeps every acknowledged reading through Kafka stopped for ${OUTAGE_S} s, and delivers each once`, async () => {
+    const gw = await gatewayOn(broker.bootstrap);
+    const load = startFaultLoad({ mqttUrl: gw.mqttUrl, devices: 10, ratePerSecond: 300, seed: 1 });
+    await sleep(3000);
+    await broker.stop();
+    await sleep(OUTAGE_S * 1000);
+    expect(gw.gateway.status().uplink).toBe('down');
+    const buffered = gw.gateway.status().outbox.count;
+    expect(buffered).toBeGreaterThan(0);
+    await broker.start();
+    await sleep(5000);
+    await load.stop();
+
+    const reader = await readTopic(broker.bootstrap, gw.topic);
+    try {
+      const report = await awaitDelivery(`Kafka stopped ${OUTAGE_S} s, ${buffered} buffered`, reader, load.acknowledged(), { timeoutMs: 90_000, quietMs: 2000 });
+      expect(report.lost).toBe(0);
+      expect(report.duplicated).toBe(0);
+      expect(report.altered).toEqual([]);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it(`detects Kafka frozen (SIGSTOP) for ${FREEZE_S} s as down, keeps buffering, and delivers each acknowledged reading once after it resumes`, async () => {
+    const gw = await gatewayOn(broker.bootstrap);
+    const load = startFaultLoad({ mqttUrl: gw.mqttUrl, devices: 10, ratePerSecond: 300, seed: 2 });
+    await sleep(3000);
+    broker.freeze();
+    try {
+      // A hung broker refuses nothing; only timeouts and probes can tell.
+      await expect.poll(() => gw.gateway.status().uplink, { timeout: 20_000, interval: 200 }).toBe('down');
+      await sleep(FREEZE_S * 1000);
+      expect(gw.gateway.status().uplink).toBe('down');
+    } finally {
+      broker.resume();
+    }
+    await expect.poll(() => gw.gateway.status().uplink, { timeout: 60_000, interval: 200 }).toBe('up');
+    await sleep(3000);
+    await load.stop();
+
+    const reader = await readTopic(broker.bootstrap, gw.topic);
+    try {
+      const report = await awaitDelivery(`Kafka frozen ${FREEZE_S} s`, reader, load.acknowledged(), { timeoutMs: 90_000, quietMs: 2000 });
+      expect(report.lost).toBe(0);
+      expect(report.duplicated).toBe(0);
+    } finally {
+      await reader.close();
+    }
+  });
+});

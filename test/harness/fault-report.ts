@@ -1,0 +1,28 @@
+/** Waits for every acknowledged reading to reach Kafka, then prints and returns the delivery counts. */
+import type { ReeferReading } from '../../schemas/reefer-reading.js';
+import { checkDelivery, readingKey, type DeliveryReport } from './delivery-check.js';
+import type { TopicReader } from './topic-reader.js';
+
+export async function awaitDelivery(
+  label: string,
+  reader: TopicReader,
+  acknowledged: readonly ReeferReading[],
+  options: { timeoutMs: number; quietMs: number },
+): Promise<DeliveryReport> {
+  const wanted = new Set(acknowledged.map((r) => readingKey(r.container_id, r.measurement_time)));
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    const have = new Set(reader.records().map((r) => readingKey(r.value.container_id, r.value.measurement_time)));
+    let missing = 0;
+    for (const key of wanted) if (!have.has(key)) missing += 1;
+    if (missing === 0 || Date.now() > deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  const report = checkDelivery(acknowledged, await reader.settle(options.quietMs));
+  process.stdout.write(
+    `[${label}] acknowledged ${report.acknowledged} / delivered ${report.delivered} / duplicated ${report.duplicated} / lost ${report.lost}` +
+      (report.unexpected > 0 ? ` / delivered without acknowledgement ${report.unexpected}` : '') +
+      '\n',
+  );
+  return report;
+}
