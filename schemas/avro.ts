@@ -1,6 +1,7 @@
 /**
  * Avro encoding of the reefer records: raw bodies, and single-object framing
- * (`C3 01`, 8-byte CRC-64-AVRO fingerprint, body) for consumers without a schema registry.
+ * (`C3 01`, 8-byte CRC-64-AVRO fingerprint, body) for consumers without a schema registry;
+ * reading one ReeferTelemetry version as another, and the resolution check compatibility.ts uses.
  * The only module that knows which Avro library is in use.
  */
 import { Buffer } from 'node:buffer';
@@ -8,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import avro from 'avsc';
 import { crc64Avro, parsingCanonicalForm } from './fingerprint.js';
 import type { ReeferReading, ReeferTelemetry } from './reefer-reading.js';
+import { TELEMETRY_VERSIONS, type TelemetryByVersion, type TelemetryVersion } from './reefer-telemetry-v2.js';
 
 /** Number of leading ReeferTelemetry fields that are sensor fields; the rest is gateway metadata. */
 const SENSOR_FIELD_COUNT = 20;
@@ -28,11 +30,8 @@ interface RecordSchema {
  * The compiled output keeps the .avsc next to the sources rather than copying it into the build
  * folder, so the file is looked for beside this module first and then in the source tree.
  */
-function loadTelemetrySchema(): RecordSchema {
-  const candidates = [
-    new URL('./reefer-telemetry.avsc', import.meta.url),
-    new URL('../../schemas/reefer-telemetry.avsc', import.meta.url),
-  ];
+function loadTelemetrySchema(file = 'reefer-telemetry.avsc'): RecordSchema {
+  const candidates = [new URL(`./${file}`, import.meta.url), new URL(`../../schemas/${file}`, import.meta.url)];
   let lastError: unknown;
   for (const url of candidates) {
     try {
@@ -41,7 +40,7 @@ function loadTelemetrySchema(): RecordSchema {
       lastError = err;
     }
   }
-  throw new Error(`reefer-telemetry.avsc not found beside ${import.meta.url}`, { cause: lastError });
+  throw new Error(`${file} not found beside ${import.meta.url}`, { cause: lastError });
 }
 
 /** The Avro record `reeferedge.ReeferTelemetry`, as declared in reefer-telemetry.avsc. */
@@ -161,12 +160,23 @@ export function decodeSingleObject(buf: Buffer): SingleObjectDecodeResult {
       return { ok: false, detail: bodyError('ReeferTelemetry', body, err) };
     }
   }
+  // A later version from a newer gateway reads as version 1, its added fields left out, so
+  // consumers built against version 1 keep working while gateways upgrade one by one.
+  const newer = versionByFingerprint.get(fingerprint.toString('hex'));
+  if (newer !== undefined) {
+    const decoded = decodeTelemetryAnyVersion(buf, 1);
+    return decoded.ok ? { ok: true, schema: 'ReeferTelemetry', value: decoded.value } : decoded;
+  }
   return {
     ok: false,
     detail:
       `unknown schema fingerprint ${fingerprint.toString('hex')}; expected ` +
-      `${READING_FINGERPRINT.toString('hex')} (ReeferReading) or ${TELEMETRY_FINGERPRINT.toString('hex')} (ReeferTelemetry)`,
+      `${READING_FINGERPRINT.toString('hex')} (ReeferReading) or ${knownTelemetryFingerprints()}`,
   };
+}
+
+function knownTelemetryFingerprints(): string {
+  return TELEMETRY_VERSIONS.map((v) => `${TELEMETRY_SCHEMA_VERSIONS[v].fingerprint.toString('hex')} (ReeferTelemetry v${v})`).join(' or ');
 }
 
 function bodyError(schema: string, body: Buffer, err: unknown): string {
@@ -181,4 +191,245 @@ function hexPrefix(buf: Buffer, bytes: number): string {
 /** Frames a raw ReeferTelemetry body (as the outbox stores it) as a single object. */
 export function frameTelemetryBody(body: Buffer): Buffer {
   return frame(TELEMETRY_HEADER, body);
+}
+
+/*
+ * Schema evolution. Every committed version of ReeferTelemetry is a file in schemas/; a record is
+ * written with one version and read as another through an Avro resolver, so gateways on different
+ * versions can feed one topic and a consumer reads every record as the version it was built for.
+ */
+
+/** One committed version of ReeferTelemetry. */
+export interface TelemetrySchemaVersion {
+  readonly version: TelemetryVersion;
+  /** The .avsc file in schemas/. */
+  readonly file: string;
+  readonly schema: Readonly<RecordSchema>;
+  readonly canonicalForm: string;
+  /** CRC-64-AVRO, little-endian, as single-object encoding writes it. */
+  readonly fingerprint: Buffer;
+}
+
+/*
+ * avsc records every named type it compiles in the options object's registry, so each compilation
+ * gets its own: a second ReeferTelemetry in a shared registry is a duplicate name.
+ */
+function freshTypeOptions(): { wrapUnions: 'never' } {
+  return { wrapUnions: 'never' };
+}
+
+const TELEMETRY_SCHEMA_FILES: Readonly<Record<TelemetryVersion, string>> = {
+  1: 'reefer-telemetry.avsc',
+  2: 'reefer-telemetry.v2.avsc',
+};
+
+function schemaVersion(version: TelemetryVersion): TelemetrySchemaVersion {
+  const file = TELEMETRY_SCHEMA_FILES[version];
+  const schema = version === 1 ? TELEMETRY_SCHEMA : loadTelemetrySchema(file);
+  const canonicalForm = parsingCanonicalForm(schema);
+  return { version, file, schema, canonicalForm, fingerprint: crc64Avro(canonicalForm) };
+}
+
+/** Every committed version of ReeferTelemetry, by version number. */
+export const TELEMETRY_SCHEMA_VERSIONS: Readonly<Record<TelemetryVersion, TelemetrySchemaVersion>> = {
+  1: schemaVersion(1),
+  2: schemaVersion(2),
+};
+
+/** The version single-object encoding writes when none is asked for; what the gateway sends today. */
+export const TELEMETRY_WRITER_VERSION: TelemetryVersion = 1;
+
+const versionTypes: Readonly<Record<TelemetryVersion, avro.Type>> = {
+  1: telemetryType,
+  2: avro.Type.forSchema(TELEMETRY_SCHEMA_VERSIONS[2].schema as avro.Schema, freshTypeOptions()),
+};
+
+const versionByFingerprint = new Map<string, TelemetryVersion>(
+  TELEMETRY_VERSIONS.map((v) => [TELEMETRY_SCHEMA_VERSIONS[v].fingerprint.toString('hex'), v]),
+);
+
+const versionHeaders: Readonly<Record<TelemetryVersion, Buffer>> = {
+  1: TELEMETRY_HEADER,
+  2: Buffer.concat([SINGLE_OBJECT_MAGIC, TELEMETRY_SCHEMA_VERSIONS[2].fingerprint]),
+};
+
+/** The committed version whose Parsing Canonical Form matches `schema`, or undefined. */
+export function telemetryVersionOf(schema: unknown): TelemetryVersion | undefined {
+  let canonical: string;
+  try {
+    canonical = parsingCanonicalForm(typeof schema === 'string' ? JSON.parse(schema) : schema);
+  } catch {
+    return undefined;
+  }
+  return versionByFingerprint.get(crc64Avro(canonical).toString('hex'));
+}
+
+/** Avro binary body of a telemetry record written with the given version. Throws like encodeTelemetry. */
+export function encodeTelemetryBody<V extends TelemetryVersion>(t: TelemetryByVersion[V], writerVersion: V): Buffer {
+  return versionTypes[writerVersion].toBuffer(t);
+}
+
+/** `C3 01` + the fingerprint of the given version + body. */
+export function encodeTelemetryVersionSingleObject<V extends TelemetryVersion>(t: TelemetryByVersion[V], writerVersion: V): Buffer {
+  return frame(versionHeaders[writerVersion], versionTypes[writerVersion].toBuffer(t));
+}
+
+export type TelemetryDecodeResult<V extends TelemetryVersion> =
+  | {
+      ok: true;
+      /** The committed version the record was written with; null for a schema this build does not ship. */
+      writerVersion: TelemetryVersion | null;
+      /** The record as the reader version sees it: fields it lacks dropped, fields it adds defaulted. */
+      value: TelemetryByVersion[V];
+    }
+  | { ok: false; detail: string };
+
+/*
+ * Resolvers are built on first use rather than at load: an incompatible pair then fails the one
+ * decode that needs it (and the compatibility tests), not every import of this module.
+ */
+type Resolver = ReturnType<avro.Type['createResolver']>;
+const resolvers = new Map<string, Resolver>();
+
+function resolverFor(reader: avro.Type, readerKey: string, writer: avro.Type, writerKey: string): Resolver {
+  const key = `${readerKey}<${writerKey}`;
+  let resolver = resolvers.get(key);
+  if (!resolver) {
+    resolver = reader.createResolver(writer);
+    resolvers.set(key, resolver);
+  }
+  return resolver;
+}
+
+function readAs<V extends TelemetryVersion>(
+  body: Buffer,
+  writer: avro.Type,
+  writerKey: string,
+  writerVersion: TelemetryVersion | null,
+  readerVersion: V,
+): TelemetryDecodeResult<V> {
+  const reader = versionTypes[readerVersion];
+  const label = `ReeferTelemetry (written as ${writerVersion === null ? `schema ${writerKey}` : `v${writerVersion}`}, read as v${readerVersion})`;
+  let resolver: Resolver | undefined;
+  if (writerVersion !== readerVersion) {
+    try {
+      resolver = resolverFor(reader, `v${readerVersion}`, writer, writerKey);
+    } catch (err) {
+      return { ok: false, detail: `${label}: the versions do not resolve: ${err instanceof Error ? err.message : String(err)}` };
+    }
+  }
+  try {
+    return { ok: true, writerVersion, value: reader.fromBuffer(body, resolver) as TelemetryByVersion[V] };
+  } catch (err) {
+    return { ok: false, detail: bodyError(label, body, err) };
+  }
+}
+
+/**
+ * Decodes a single-object encoded ReeferTelemetry of any committed version, the writer's schema
+ * picked by fingerprint, as the reader version. Never throws, like decodeSingleObject.
+ */
+export function decodeTelemetryAnyVersion<V extends TelemetryVersion>(buf: Buffer, readerVersion: V): TelemetryDecodeResult<V> {
+  if (!isSingleObject(buf)) {
+    return { ok: false, detail: `expected the single-object marker c3 01, got ${hexPrefix(buf, 2)}` };
+  }
+  if (buf.length < HEADER_BYTES) {
+    return { ok: false, detail: `single-object header is ${HEADER_BYTES} bytes (marker and fingerprint), got ${buf.length}` };
+  }
+  const fingerprint = buf.subarray(2, HEADER_BYTES).toString('hex');
+  const writerVersion = versionByFingerprint.get(fingerprint);
+  if (writerVersion === undefined) {
+    return { ok: false, detail: `unknown schema fingerprint ${fingerprint}; expected ${knownTelemetryFingerprints()}` };
+  }
+  return readAs(buf.subarray(HEADER_BYTES), versionTypes[writerVersion], `v${writerVersion}`, writerVersion, readerVersion);
+}
+
+/** Writer schemas met through a registry, compiled once each, by the hex fingerprint of their canonical form. */
+const foreignTypes = new Map<string, avro.Type>();
+
+/**
+ * Decodes a raw ReeferTelemetry body written with `writerSchema` (parsed JSON or its text, as a
+ * schema registry returns it) as the reader version. A writer schema that is no committed version
+ * (a newer gateway's) is compiled and resolved all the same. Never throws.
+ */
+export function decodeTelemetryWithWriterSchema<V extends TelemetryVersion>(body: Buffer, writerSchema: unknown, readerVersion: V): TelemetryDecodeResult<V> {
+  let parsed: unknown;
+  let fingerprint: string;
+  try {
+    parsed = typeof writerSchema === 'string' ? JSON.parse(writerSchema) : writerSchema;
+    fingerprint = crc64Avro(parsingCanonicalForm(parsed)).toString('hex');
+  } catch (err) {
+    return { ok: false, detail: `writer schema is not a valid Avro schema: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  const known = versionByFingerprint.get(fingerprint);
+  if (known !== undefined) return readAs(body, versionTypes[known], `v${known}`, known, readerVersion);
+  let writer = foreignTypes.get(fingerprint);
+  if (!writer) {
+    try {
+      writer = avro.Type.forSchema(parsed as avro.Schema, freshTypeOptions());
+    } catch (err) {
+      return { ok: false, detail: `writer schema ${fingerprint} is not a valid Avro schema: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    foreignTypes.set(fingerprint, writer);
+  }
+  return readAs(body, writer, fingerprint, null, readerVersion);
+}
+
+/**
+ * Why data written with `writer` cannot be read with `reader` (both parsed JSON Avro schemas), with
+ * the path of the first field that fails; null when it can. The Avro library decides; this only
+ * walks down the records to name where it refused, because its own message names types, not fields.
+ */
+export function resolutionProblem(reader: unknown, writer: unknown): string | null {
+  const readerType = avro.Type.forSchema(reader as avro.Schema, freshTypeOptions());
+  const writerType = avro.Type.forSchema(writer as avro.Schema, freshTypeOptions());
+  try {
+    readerType.createResolver(writerType);
+    return null;
+  } catch (err) {
+    return explain(readerType, writerType, '') ?? (err instanceof Error ? err.message : String(err));
+  }
+}
+
+function isRecord(t: avro.Type): t is avro.types.RecordType {
+  return t.typeName === 'record' || t.typeName === 'error';
+}
+
+function describe(t: avro.Type): string {
+  return JSON.stringify(t.schema({ exportAttrs: false }));
+}
+
+/** The path and reason of the first field the reader cannot resolve, or undefined if not a record mismatch. */
+function explain(reader: avro.Type, writer: avro.Type, path: string): string | undefined {
+  if (!isRecord(reader) || !isRecord(writer)) return undefined;
+  const where = path === '' ? (reader.name ?? 'record') : path;
+  const readerNames = [reader.name, ...(reader.aliases ?? [])];
+  if (!readerNames.includes(writer.name)) {
+    return `${where}: the reader's record ${reader.name} has no alias for the writer's ${writer.name}`;
+  }
+  for (const field of reader.fields) {
+    const fieldPath = `${where}.${field.name}`;
+    const names = [field.name, ...(field.aliases ?? [])];
+    const matches = writer.fields.filter((w) => names.includes(w.name));
+    if (matches.length === 0) {
+      if (field.defaultValue() === undefined) {
+        return `field ${fieldPath} has no default in the reader and the writer has no field ${names.join(' or ')}: add a default, or an alias naming the writer's field`;
+      }
+      continue;
+    }
+    if (matches.length > 1) {
+      return `field ${fieldPath} matches several writer fields through its aliases: ${matches.map((m) => m.name).join(', ')}`;
+    }
+    const match = matches[0] as avro.types.Field;
+    try {
+      field.type.createResolver(match.type);
+    } catch (err) {
+      const from = match.name === field.name ? '' : ` (the writer's ${match.name})`;
+      return (
+        explain(field.type, match.type, fieldPath) ??
+        `field ${fieldPath}${from}: the writer's type ${describe(match.type)} cannot be read as the reader's ${describe(field.type)} (${err instanceof Error ? err.message : String(err)})`
+      );
+    }
+  }
+  return undefined;
 }
