@@ -2,15 +2,60 @@
  * The embedded MQTT broker devices publish to: the only file that imports aedes. A telemetry publish
  * is handed to the pipeline before the broker acknowledges it, so a QoS 1 PUBACK (or QoS 2 PUBREC)
  * leaves only once the reading is durable.
+ *
+ * It is also the gateway's front door: it checks who connects (mqtt-auth.ts), what each device may
+ * publish and subscribe to, and the input limits (mqtt-limits.ts). Every refusal is counted and
+ * logged without secrets.
  */
-import { Aedes, type Client, type PublishPacket } from 'aedes';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { createMqttAuthenticator, mayPublish, maySubscribe, parseCredentialsFile, type AuthRefusal, type MqttIdentity, type MqttUser } from './mqtt-auth.js';
+import { checkTopic, createLogThrottle, createPacketSizeGuard, createRateLimiter, type PacketSizeGuard, type TopicRefusal } from './mqtt-limits.js';
+
+export interface MqttTlsOptions {
+  /** 0 lets the OS choose. */
+  port: number;
+  /** PEM files. */
+  certFile: string;
+  keyFile: string;
+  /** CAs that sign device certificates; needed when they are required. */
+  caFile?: string;
+  /** The TLS handshake fails without a device certificate signed by caFile. */
+  requireClientCert: boolean;
+  /** The plain listener, if any, refuses every device (counted as tls-required). */
+  required: boolean;
+}
+
+export interface MqttAuthConfig {
+  allowAnonymous: boolean;
+  users: readonly MqttUser[];
+  /** More users, read once at start; see parseCredentialsFile. */
+  usersFile?: string;
+}
+
+export interface MqttLimits {
+  maxConnections: number;
+  maxPacketBytes: number;
+  maxTopicBytes: number;
+  maxTopicLevels: number;
+  /** Per client id; 0 turns the rate limit off. */
+  readingsPerSecond: number;
+  readingsBurst: number;
+  /** A publish over the rate is held back at most this long, then refused. */
+  maxThrottleMs: number;
+}
 
 export interface MqttListenerOptions {
   host: string;
-  /** 0 lets the OS choose. */
-  port: number;
+  /** Plain TCP; 0 lets the OS choose, null for no plain listener. */
+  port: number | null;
+  tls?: MqttTlsOptions;
+  auth: MqttAuthConfig;
+  limits: MqttLimits;
 }
 
 export interface TelemetryPublish {
@@ -28,29 +73,251 @@ export interface MqttListenerDeps {
    */
   onTelemetry(publish: TelemetryPublish): Promise<void>;
   onClientCountChange?(connected: number): void;
+  now?(): number;
+}
+
+export type MqttRefusal =
+  | AuthRefusal
+  | TopicRefusal
+  | 'tls-required'
+  | 'tls-handshake'
+  | 'publish-denied'
+  | 'subscribe-denied'
+  | 'rate-limited'
+  | 'too-many-connections'
+  | 'packet-too-large';
+
+export interface MqttSecurityStatus {
+  /** Connections, publishes and subscriptions refused, by reason. */
+  refused: Partial<Record<MqttRefusal, number>>;
+  refusedTotal: number;
+  /** Publishes held back by the rate limit and then taken. */
+  throttled: number;
+  /** Open TCP connections, on both listeners, logged in or not. */
+  connections: number;
 }
 
 export interface MqttListener {
   start(): Promise<void>;
-  /** The port bound, once started. */
+  /** The plain port bound, once started; 0 when there is none. */
   port(): number;
+  /** The TLS port bound, once started; 0 when there is none. */
+  tlsPort(): number;
   connectedClients(): number;
+  security(): MqttSecurityStatus;
   close(): Promise<void>;
 }
 
 const TELEMETRY_TOPIC = /^reefer\/([^/]+)\/telemetry$/;
+/** One log line per refusal reason per this interval; the counts keep every one. */
+const REFUSAL_LOG_INTERVAL_MS = 1000;
+/** A device that opens a TLS connection and never finishes the handshake holds a slot this long. */
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+type Listener = 'plain' | 'tls';
+
+/**
+ * A device's connection as aedes sees it: the socket's bytes pass through the packet-size guard
+ * first, so a packet announcing more than the limit closes the connection before it is buffered.
+ */
+class GuardedConnection extends Duplex {
+  constructor(
+    readonly socket: Socket | TLSSocket,
+    guard: PacketSizeGuard,
+    onTooLarge: (packetBytes: number) => void,
+  ) {
+    super({ allowHalfOpen: false });
+    socket.on('data', (chunk: Buffer) => {
+      const scan = guard.push(chunk);
+      if (!scan.ok) {
+        if (scan.reason === 'packet-too-large') onTooLarge(scan.packetBytes);
+        this.destroy();
+        return;
+      }
+      if (!this.push(chunk)) socket.pause();
+    });
+    socket.once('end', () => this.push(null));
+    socket.on('error', (error) => this.destroy(error));
+    socket.once('close', () => this.destroy());
+  }
+
+  override _read(): void {
+    this.socket.resume();
+  }
+
+  override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.socket.write(chunk, encoding, callback);
+  }
+
+  override _writev(chunks: { chunk: Buffer; encoding: BufferEncoding }[], callback: (error?: Error | null) => void): void {
+    this.socket.cork();
+    chunks.forEach(({ chunk, encoding }, i) => this.socket.write(chunk, encoding, i === chunks.length - 1 ? callback : undefined));
+    this.socket.uncork();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.socket.end(callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.socket.destroy();
+    callback(error);
+  }
+}
+
+/** User names and client ids are the client's to choose, and so are their lengths: logs get a bounded piece. */
+function shown(text: string | undefined): string | undefined {
+  return text !== undefined && text.length > 128 ? `${text.slice(0, 128)}…` : text;
+}
+
+function authError(message: string, returnCode: 4 | 5): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function readPem(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new Error(`cannot read the MQTT TLS ${what} ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}
+
+function loadUsers(auth: MqttAuthConfig): MqttUser[] {
+  if (auth.usersFile === undefined) return [...auth.users];
+  let text: string;
+  try {
+    text = readFileSync(auth.usersFile, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read mqtt.auth.usersFile ${auth.usersFile}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  const parsed = parseCredentialsFile(text);
+  const inline = new Set(auth.users.map((u) => u.username));
+  for (const user of parsed.users) if (inline.has(user.username)) parsed.problems.push(`user ${user.username} is also in mqtt.auth.users`);
+  if (parsed.problems.length > 0) throw new Error(`mqtt.auth.usersFile ${auth.usersFile}:\n  ${parsed.problems.join('\n  ')}`);
+  return [...auth.users, ...parsed.users];
+}
 
 export function createMqttListener(options: MqttListenerOptions, deps: MqttListenerDeps): MqttListener {
   const log = deps.logger.child({ component: 'mqtt' });
+  const now = deps.now ?? Date.now;
+  const limits = options.limits;
+  const limiter = createRateLimiter({
+    ratePerSecond: limits.readingsPerSecond,
+    burst: limits.readingsBurst,
+    maxDelayMs: limits.maxThrottleMs,
+    maxKeys: Math.max(1024, 2 * limits.maxConnections),
+  });
+  const logThrottle = createLogThrottle(REFUSAL_LOG_INTERVAL_MS);
+  const refused: Partial<Record<MqttRefusal, number>> = {};
+  let refusedTotal = 0;
+  let throttled = 0;
+  const identities = new WeakMap<Client, MqttIdentity>();
+  const connections = new WeakMap<Duplex, { listener: Listener; remoteAddress: string | undefined }>();
+  const sockets = new Set<Socket>();
+  /** Publishes held back by the rate limit; released with an error when the broker closes. */
+  const held = new Map<NodeJS.Timeout, (error?: Error | null) => void>();
   let broker: Aedes | undefined;
-  let server: Server | undefined;
-  let boundPort = 0;
+  let plainServer: Server | undefined;
+  let tlsGate: Server | undefined;
+  let plainPort = 0;
+  let tlsPort = 0;
   let clients = 0;
   let closing: Promise<void> | undefined;
 
+  /** Counts a refusal and logs it, at most once a second per reason. Never given a password. */
+  function refuse(reason: MqttRefusal, fields: Record<string, unknown>): void {
+    refused[reason] = (refused[reason] ?? 0) + 1;
+    refusedTotal += 1;
+    const { log: shouldLog, suppressed } = logThrottle.admit(reason, now());
+    if (shouldLog) log.warn({ reason, ...fields, ...(suppressed > 0 ? { alsoRefusedSinceLastLine: suppressed } : {}) }, 'MQTT refused');
+  }
+
+  function whoIs(client: Client): Record<string, unknown> {
+    const identity = identities.get(client);
+    return {
+      clientId: shown(client.id),
+      ...(identity?.kind === 'user' ? { username: identity.username } : {}),
+      remoteAddress: connections.get(client.conn as Duplex)?.remoteAddress,
+    };
+  }
+
+  /** Admits a new TCP connection, on either listener, up to the limit. */
+  function admit(socket: Socket): boolean {
+    if (sockets.size >= limits.maxConnections) {
+      refuse('too-many-connections', { remoteAddress: socket.remoteAddress, maxConnections: limits.maxConnections });
+      socket.destroy();
+      return false;
+    }
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    return true;
+  }
+
+  function hand(socket: Socket | TLSSocket, listener: Listener): void {
+    const b = broker;
+    if (!b || closing) {
+      socket.destroy();
+      return;
+    }
+    const conn = new GuardedConnection(socket, createPacketSizeGuard(limits.maxPacketBytes), (packetBytes) =>
+      refuse('packet-too-large', { remoteAddress: socket.remoteAddress, packetBytes, maxPacketBytes: limits.maxPacketBytes }),
+    );
+    connections.set(conn, { listener, remoteAddress: socket.remoteAddress });
+    b.handle(conn);
+  }
+
   function authorizePublish(client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void {
+    // Only the wills of a dead aedes instance in a cluster come without a client; the gateway runs one.
+    if (!client) {
+      callback(null);
+      return;
+    }
+    const topicProblem = checkTopic(packet.topic, limits);
+    if (topicProblem) {
+      refuse(topicProblem, { ...whoIs(client), topicBytes: Buffer.byteLength(packet.topic) });
+      callback(new Error(topicProblem));
+      return;
+    }
+    const identity = identities.get(client);
+    if (!identity || !mayPublish(identity, packet.topic)) {
+      refuse('publish-denied', { ...whoIs(client), topic: packet.topic });
+      callback(new Error('publish-denied'));
+      return;
+    }
+    const decision = limiter.reserve(client.id, now());
+    if (!decision.ok) {
+      refuse('rate-limited', { ...whoIs(client), readingsPerSecond: limits.readingsPerSecond });
+      callback(new Error('rate-limited'));
+      return;
+    }
+    if (decision.waitMs === 0) {
+      take(client, packet, callback);
+      return;
+    }
+    throttled += 1;
+    // aedes reads no more from this client until its packets are settled: holding one back slows
+    // the device down through TCP, without buffering what it sends meanwhile.
+    const timer = setTimeout(() => {
+      held.delete(timer);
+      if (client.closed) callback(new Error('connection closed'));
+      else take(client, packet, callback);
+    }, decision.waitMs);
+    held.set(timer, callback);
+  }
+
+  function take(client: Client, packet: PublishPacket, callback: (error?: Error | null) => void): void {
     const match = TELEMETRY_TOPIC.exec(packet.topic);
-    if (!client || !match) {
+    if (!match) {
       callback(null);
       return;
     }
@@ -64,40 +331,121 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
     );
   }
 
+  /** A refused subscription gets the failure code 0x80 in its SUBACK [MQTT-3.9.3]; the connection stays. */
+  function authorizeSubscribe(client: Client, subscription: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void): void {
+    const topicProblem = checkTopic(subscription.topic, limits);
+    if (topicProblem) {
+      refuse(topicProblem, { ...whoIs(client), topicBytes: Buffer.byteLength(subscription.topic) });
+      callback(null, null);
+      return;
+    }
+    const identity = identities.get(client);
+    if (!identity || !maySubscribe(identity, subscription.topic)) {
+      refuse('subscribe-denied', { ...whoIs(client), topic: subscription.topic });
+      callback(null, null);
+      return;
+    }
+    callback(null, subscription);
+  }
+
   return {
     async start() {
-      broker = await Aedes.createBroker({ authorizePublish });
-      broker.on('client', () => deps.onClientCountChange?.(++clients));
-      broker.on('clientDisconnect', () => deps.onClientCountChange?.(--clients));
-      broker.on('clientError', (client, error) => log.debug({ clientId: client.id, err: error.message }, 'client error'));
-      const srv = createServer(broker.handle);
-      server = srv;
-      await new Promise<void>((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen(options.port, options.host, () => {
-          srv.off('error', reject);
-          resolve();
-        });
+      const tls = options.tls;
+      const auth = createMqttAuthenticator({ allowAnonymous: options.auth.allowAnonymous, users: loadUsers(options.auth) });
+      const tlsContext = tls && {
+        cert: readPem(tls.certFile, 'certificate'),
+        key: readPem(tls.keyFile, 'key'),
+        ca: tls.caFile === undefined ? undefined : readPem(tls.caFile, 'CA file'),
+      };
+
+      function authenticate(
+        client: Client,
+        username: string | undefined,
+        password: Buffer | undefined,
+        done: (error: AuthenticateError | null, success: boolean | null) => void,
+      ): void {
+        const remoteAddress = connections.get(client.conn as Duplex)?.remoteAddress;
+        if (tls?.required && connections.get(client.conn as Duplex)?.listener === 'plain') {
+          refuse('tls-required', { clientId: shown(client.id), username: shown(username), remoteAddress });
+          done(authError('TLS required', 5), false);
+          return;
+        }
+        auth.authenticate(username, password).then(
+          (outcome) => {
+            if (outcome.ok) {
+              identities.set(client, outcome.identity);
+              done(null, true);
+              return;
+            }
+            refuse(outcome.reason, { clientId: shown(client.id), username: shown(username), remoteAddress });
+            done(authError(outcome.reason, outcome.returnCode), false);
+          },
+          (error: unknown) => {
+            log.error({ err: error instanceof Error ? error.message : String(error), clientId: client.id }, 'could not check credentials');
+            done(authError('could not check credentials', 5), false);
+          },
+        );
+      }
+
+      const b = await Aedes.createBroker({ authenticate, authorizePublish, authorizeSubscribe });
+      broker = b;
+      b.on('client', () => deps.onClientCountChange?.(++clients));
+      b.on('clientDisconnect', () => deps.onClientCountChange?.(--clients));
+      b.on('clientError', (client, error) => {
+        // aedes refuses topics past its own ceiling of 100 levels before asking authorizePublish.
+        if (error.message === 'topic has too many levels') refuse('topic-too-deep', whoIs(client));
+        else log.debug({ clientId: client.id, err: error.message }, 'client error');
       });
-      boundPort = (srv.address() as AddressInfo).port;
-      log.info({ host: options.host, port: boundPort }, 'MQTT listening');
+
+      if (options.port !== null) {
+        const srv = createServer((socket) => {
+          if (admit(socket)) hand(socket, 'plain');
+        });
+        plainServer = srv;
+        plainPort = await listen(srv, options.port, options.host);
+        log.info({ host: options.host, port: plainPort }, 'MQTT listening');
+      }
+      if (tls && tlsContext) {
+        const secure: TlsServer = createTlsServer(
+          {
+            ...tlsContext,
+            requestCert: tls.requireClientCert,
+            rejectUnauthorized: tls.requireClientCert,
+            handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
+            minVersion: 'TLSv1.2',
+          },
+          (socket) => hand(socket, 'tls'),
+        );
+        secure.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
+          refuse('tls-handshake', { remoteAddress: socket.remoteAddress, err: error.code ?? error.message });
+        });
+        // Connections are admitted before the handshake, so those over the limit cost no TLS work.
+        const gate = createServer((socket) => {
+          if (admit(socket)) secure.emit('connection', socket);
+        });
+        tlsGate = gate;
+        tlsPort = await listen(gate, tls.port, options.host);
+        log.info({ host: options.host, tlsPort, clientCertificates: tls.requireClientCert ? 'required' : 'not asked' }, 'MQTT TLS listening');
+      }
     },
-    port: () => boundPort,
+    port: () => plainPort,
+    tlsPort: () => tlsPort,
     connectedClients: () => clients,
+    security: () => ({ refused: { ...refused }, refusedTotal, throttled, connections: sockets.size }),
     close() {
       closing ??= (async () => {
-        const srv = server;
-        const b = broker;
-        if (srv) {
-          await new Promise<void>((resolve) => {
-            srv.close(() => resolve());
-            // Devices hold their connections open; close() waits for them unless the broker drops them.
-            if (b) b.close();
-            else resolve();
-          });
-        } else if (b) {
-          await new Promise<void>((resolve) => b.close(() => resolve()));
+        for (const [timer, callback] of held) {
+          clearTimeout(timer);
+          callback(new Error('gateway closing'));
         }
+        held.clear();
+        const servers = [plainServer, tlsGate].filter((s): s is Server => s !== undefined);
+        const closed = Promise.all(servers.map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));
+        const b = broker;
+        // Devices hold their connections open; the servers wait for them unless they are dropped.
+        if (b) await new Promise<void>((resolve) => b.close(() => resolve()));
+        for (const socket of sockets) socket.destroy();
+        await closed;
       })();
       return closing;
     },
