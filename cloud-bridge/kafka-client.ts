@@ -2,7 +2,8 @@
  * The Kafka adapter: the only file that imports kafkajs. Everything else speaks to Kafka through the
  * small ports below, so the client library can be replaced without touching the gateway.
  */
-import kafkajs from 'kafkajs';
+import kafkajs, { type SASLOptions } from 'kafkajs';
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 
 const { Kafka, logLevel, CompressionTypes, Partitioners } = kafkajs;
@@ -18,6 +19,27 @@ export interface KafkaClientOptions {
   requestTimeoutMs?: number;
   /** Retries kafkajs makes itself before an operation fails back to the caller. */
   retries?: number;
+  /** TLS to the brokers; plain TCP when absent. */
+  tls?: KafkaTlsOptions;
+  /** SASL authentication; none when absent. */
+  sasl?: KafkaSaslOptions;
+}
+
+export interface KafkaTlsOptions {
+  /** PEM file of the CAs that sign the brokers' certificates; the system's CAs when absent. */
+  caFile?: string;
+  /** PEM files of a client certificate and its key, for brokers that require one. */
+  certFile?: string;
+  keyFile?: string;
+  /** Check the brokers' certificates; true when absent. */
+  rejectUnauthorized?: boolean;
+}
+
+export interface KafkaSaslOptions {
+  mechanism: 'scram-sha-512' | 'scram-sha-256' | 'plain';
+  username: string;
+  /** Kept out of every log line and error message this adapter emits. */
+  password: string;
 }
 
 export interface KafkaRecord {
@@ -108,6 +130,8 @@ export interface ConsumerOptions {
   groupId: string;
   topics: readonly string[];
   fromBeginning?: boolean;
+  /** Longest a fetch waits for records to arrive before answering empty; low values lower latency. */
+  maxWaitTimeMs?: number;
 }
 
 export interface KafkaConsumerPort {
@@ -125,16 +149,52 @@ export interface KafkaClient {
 
 type KafkaLogLevel = (typeof logLevel)[keyof typeof logLevel];
 
-function routeLogs(logger: Logger | undefined) {
+/** Replaces every occurrence of a secret in strings, however deep, before a log line is written. */
+function redact<T>(value: T, secrets: readonly string[]): T {
+  if (secrets.length === 0) return value;
+  if (typeof value === 'string') return secrets.reduce((text: string, secret) => text.split(secret).join('[redacted]'), value) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => redact(v, secrets)) as T;
+  if (typeof value === 'object' && value !== null && !Buffer.isBuffer(value)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redact(v, secrets)])) as T;
+  }
+  return value;
+}
+
+function routeLogs(logger: Logger | undefined, secrets: readonly string[]) {
   return () =>
     ({ level, log }: { namespace: string; level: KafkaLogLevel; label: string; log: { message: string } & Record<string, unknown> }) => {
       if (!logger) return;
-      const { message, ...rest } = log;
+      // kafkajs is not known to log credentials; this keeps it so should that change.
+      const { message, ...rest } = redact(log, secrets);
       // kafkajs reports every failed request at ERROR while it retries; those are warnings for us,
       // since the uplink decides what a failure means.
       if (level === logLevel.ERROR || level === logLevel.WARN) logger.warn(rest, message);
       else if (level === logLevel.INFO) logger.debug(rest, message);
     };
+}
+
+function readPem(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new Error(`cannot read the Kafka TLS ${what} ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}
+
+/** kafkajs's `ssl` option: the files read once, at start, so a missing file fails early and clearly. */
+function tlsSettings(tls: KafkaTlsOptions | undefined) {
+  if (!tls) return undefined;
+  return {
+    rejectUnauthorized: tls.rejectUnauthorized ?? true,
+    ...(tls.caFile !== undefined ? { ca: [readPem(tls.caFile, 'CA file')] } : {}),
+    ...(tls.certFile !== undefined ? { cert: readPem(tls.certFile, 'certificate') } : {}),
+    ...(tls.keyFile !== undefined ? { key: readPem(tls.keyFile, 'key') } : {}),
+  };
+}
+
+function saslSettings(sasl: KafkaSaslOptions | undefined): SASLOptions | undefined {
+  if (!sasl) return undefined;
+  return { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password } as SASLOptions;
 }
 
 function toMessages(records: readonly KafkaRecord[]) {
@@ -158,6 +218,7 @@ function headersToStrings(headers: Record<string, unknown> | undefined): Record<
 
 export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
   const logger = options.logger?.child({ component: 'kafkajs' });
+  const secrets = options.sasl ? [options.sasl.password] : [];
   const kafka = new Kafka({
     clientId: options.clientId,
     brokers: [...options.brokers],
@@ -165,7 +226,9 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
     requestTimeout: options.requestTimeoutMs ?? 10000,
     retry: { retries: options.retries ?? 3, initialRetryTime: 100, maxRetryTime: 2000 },
     logLevel: logLevel.WARN,
-    logCreator: routeLogs(logger),
+    logCreator: routeLogs(logger, secrets),
+    ssl: tlsSettings(options.tls),
+    sasl: saslSettings(options.sasl),
   });
 
   return {
@@ -298,6 +361,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       const consumer = kafka.consumer({
         groupId: consumerOptions.groupId,
         readUncommitted: false,
+        maxWaitTimeInMs: consumerOptions.maxWaitTimeMs ?? 1000,
         sessionTimeout: 10000,
         heartbeatInterval: 1000,
         retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 2000 },

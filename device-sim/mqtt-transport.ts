@@ -25,6 +25,11 @@ export interface DeviceConnectionOptions {
   closeTimeoutMs?: number;
   /** 4 (MQTT 3.1.1) by default; 5 for devices that speak MQTT 5, which the embedded broker refuses. */
   protocolVersion?: 4 | 5;
+  /** Credentials the broker checks; none by default. */
+  username?: string;
+  password?: string;
+  /** For mqtts:// URLs: the CAs to trust (the system's by default) and a device certificate, in PEM. */
+  tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
 }
 
 /** One device's connection to the broker. */
@@ -36,6 +41,8 @@ export interface DeviceConnection {
   publish(topic: string, payload: Buffer): Promise<void>;
   /** Waits for pending publishes (bounded), then disconnects. Safe to call twice. */
   close(): Promise<void>;
+  /** Subscribes at QoS 1; resolves with the QoS granted, or 128 when the broker refused the subscription. */
+  subscribe(filter: string): Promise<number>;
   readonly connected: boolean;
 }
 
@@ -60,6 +67,9 @@ export const connectDevice: ConnectDevice = (options) => {
   const client = mqtt.connect(options.url, {
     clientId: options.clientId,
     protocolVersion: options.protocolVersion ?? 4,
+    ...(options.username !== undefined ? { username: options.username } : {}),
+    ...(options.password !== undefined ? { password: options.password } : {}),
+    ...(options.tls ?? {}),
     clean: true,
     keepalive: options.keepaliveS ?? 60,
     reconnectPeriod: options.reconnectPeriodMs ?? 1_000,
@@ -119,8 +129,21 @@ export const connectDevice: ConnectDevice = (options) => {
     return closing;
   };
 
+  const subscribe = (filter: string): Promise<number> =>
+    new Promise<number>((resolve, reject) => {
+      client.subscribe(filter, { qos: 1 }, (error, granted) => {
+        // [MQTT-3.9.3]: a SUBACK return code of 0x80 is a refusal, which MQTT.js reports as an error
+        // carrying the SUBACK.
+        const code = (error as { packet?: { granted?: unknown[] } } | null)?.packet?.granted?.[0];
+        if (typeof code === 'number' && (code & 0x80) !== 0) resolve(code);
+        else if (error) reject(error);
+        else resolve(granted?.[0]?.qos ?? 128);
+      });
+    });
+
   const connection: DeviceConnection = {
     publish,
+    subscribe,
     close,
     get connected() {
       return client.connected;
@@ -138,6 +161,13 @@ export const connectDevice: ConnectDevice = (options) => {
     const onConnect = (): void => {
       established = true;
       client.removeListener('close', onClose);
+      // MQTT.js keeps unacknowledged QoS 1/2 publishes to resend after reconnecting; a device that
+      // does not reconnect would wait for them for ever once the broker drops it.
+      if (options.reconnectPeriodMs === 0) {
+        client.on('close', () => {
+          for (const settle of [...pending]) settle(new Error(`${options.clientId}: connection closed before the broker acknowledged`));
+        });
+      }
       resolve(connection);
     };
     const onClose = (): void => fail(new Error(`${options.clientId}: connection to ${options.url} closed before CONNACK`));

@@ -81,3 +81,53 @@ export const openSerialDevice: OpenSerialDevice = async (options) => {
     },
   };
 };
+
+/** Longest a closing serial link waits for lines still being written. */
+const CLOSE_DRAIN_MS = 5_000;
+
+export interface SerialTransportOptions {
+  /** One port per device, handed out in the order devices open their links. */
+  paths: readonly string[];
+  framing: SerialFraming;
+  baudRate?: number;
+}
+
+/**
+ * Devices that each own a serial line, for a fleet that mixes serial devices with MQTT ones. A line has
+ * no acknowledgement: a reading counts as sent once it was written.
+ */
+export function createSerialTransport(options: SerialTransportOptions, deps: { openSerialDevice?: OpenSerialDevice } = {}) {
+  const open = deps.openSerialDevice ?? openSerialDevice;
+  const byContainer = new Map<string, string>();
+  let next = 0;
+  return {
+    kind: 'serial',
+    async open(containerId: string) {
+      let path = byContainer.get(containerId);
+      if (path === undefined) {
+        path = options.paths[next];
+        if (path === undefined) throw new Error(`no serial port left for ${containerId}: ${options.paths.length} configured`);
+        next += 1;
+        byContainer.set(containerId, path);
+      }
+      const device = await open({ path, framing: options.framing, baudRate: options.baudRate, csvHeader: true });
+      const writing = new Set<Promise<unknown>>();
+      return {
+        send: (reading: ReeferReading) => {
+          const write = device.send(reading);
+          const settled = write.catch(() => undefined).finally(() => writing.delete(settled));
+          writing.add(settled);
+          return write;
+        },
+        // Lines already handed over are let through before the port closes, as an MQTT device waits for its acks.
+        close: async () => {
+          await Promise.race([Promise.all([...writing]), new Promise((resolve) => setTimeout(resolve, CLOSE_DRAIN_MS))]);
+          await device.close();
+        },
+        get connected() {
+          return device.isOpen;
+        },
+      };
+    },
+  };
+}

@@ -8,10 +8,12 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { CONFIG_FLAGS, ConfigError, resolveConfig, type ConfigFlag, type GatewayConfig } from './config.js';
-import { startGateway } from './main.js';
+import { runHashPassword } from './hash-password.js';
+import { startGateway, type Gateway } from './main.js';
 import { createLogger } from './ops/logger.js';
 
 export const GATEWAY_USAGE = `Usage: reefer-gateway [--config FILE] [flags]
+       reefer-gateway hash-password [--user NAME] (a device's password hash; --help for more)
 
 Receives reefer telemetry over MQTT, keeps it durable in a SQLite outbox and forwards it to Kafka.
 
@@ -66,6 +68,10 @@ export function loadGatewayConfig(args: { configPath?: string; flags: Partial<Re
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'hash-password') {
+    process.exitCode = await runHashPassword(process.argv.slice(3), process);
+    return;
+  }
   const args = parseGatewayArgs(process.argv.slice(2));
   if (!args.ok) {
     process.stderr.write(`reefer-gateway: ${args.message}\n\n${GATEWAY_USAGE}`);
@@ -86,22 +92,26 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.log.level);
-  const gateway = await startGateway(config, { logger });
+  const starting = startGateway(config, { logger });
   let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    gateway.close().then(
+  const closeAndExit = (running: Gateway) =>
+    running.close().then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error instanceof Error ? error.message : String(error) }, 'error while stopping');
         process.exit(1);
       },
     );
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    // A stop asked for while starting waits for the start, then closes cleanly; a failed start exits on its own.
+    void starting.then(closeAndExit, () => undefined);
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  await starting;
 }
 
 function isEntryPoint(): boolean {

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { SERIAL_FRAMINGS } from '../schemas/serial-sentence.js';
+import { CONTAINER_PATTERN, isPasswordHash, USERNAME } from './ingest/mqtt-auth.js';
 
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port');
 
@@ -41,8 +42,56 @@ export function defaultUpstreamClientId(gatewayId: string): string {
   return `${gatewayId}-upstream`;
 }
 
-/** Keys whose values never appear in messages. */
-const SECRET_KEYS: ReadonlySet<PropertyKey> = new Set(['password']);
+/** Keys whose values never appear in messages; `sasl` written as one string by mistake ("user:password") too. */
+const SECRET_KEYS: ReadonlySet<PropertyKey> = new Set(['password', 'passwordHash', 'sasl']);
+
+const mqttUser = z
+  .object({
+    username: z.string().regex(USERNAME, 'expected 1-128 characters without spaces or colons').describe('The name the device logs in with.'),
+    passwordHash: z
+      .string()
+      .refine(isPasswordHash, 'expected a hash printed by `reefer-gateway hash-password` ($scrypt$ln=…)')
+      .describe('scrypt hash of its password, as `reefer-gateway hash-password` prints it; never the password itself.'),
+    containers: z
+      .array(z.string().regex(CONTAINER_PATTERN, 'expected a container id or pattern, without /, + or #'))
+      .min(1)
+      .optional()
+      .describe('Containers it publishes for and takes commands of: ids, or patterns where * matches any run of characters (C0*). Its user name when absent.'),
+  })
+  .strict();
+
+const mqttTls = z
+  .object({
+    port: z.number().int().min(0).max(65535).default(8883).describe('Port of the TLS listener; 0 lets the OS choose.'),
+    certFile: z.string().min(1).describe('Required: PEM file of the gateway\'s certificate (with its chain).'),
+    keyFile: z.string().min(1).describe('Required: PEM file of its private key.'),
+    caFile: z.string().min(1).optional().describe('PEM file of the CAs that sign device certificates.'),
+    requireClientCert: z.boolean().default(false).describe('The TLS handshake fails without a device certificate signed by caFile; the user name and password still say who the device is.'),
+    required: z
+      .boolean()
+      .default(true)
+      .describe('The plain listener (mqtt.port) refuses every device, counted as tls-required, so devices still on plain TCP show in the status; set mqtt.port to null to not listen at all.'),
+  })
+  .strict()
+  .refine((tls) => !tls.requireClientCert || tls.caFile !== undefined, { path: ['caFile'], message: 'expected a CA file when requireClientCert is true' });
+
+const kafkaTls = z
+  .object({
+    caFile: z.string().min(1).optional().describe("PEM file of the CAs that sign the brokers' certificates; the system's CAs when absent."),
+    certFile: z.string().min(1).optional().describe('PEM file of the gateway\'s client certificate, for brokers that require one (with keyFile).'),
+    keyFile: z.string().min(1).optional().describe('PEM file of its private key.'),
+    rejectUnauthorized: z.boolean().default(true).describe("Check the brokers' certificates; false only to diagnose, never in production."),
+  })
+  .strict()
+  .refine((tls) => (tls.certFile === undefined) === (tls.keyFile === undefined), { path: ['keyFile'], message: 'expected certFile and keyFile together' });
+
+const kafkaSasl = z
+  .object({
+    mechanism: z.enum(['scram-sha-512', 'scram-sha-256', 'plain']).describe('Required: SASL mechanism; plain sends the password itself, so it needs kafka.tls.'),
+    username: z.string().min(1).describe('Required: Kafka user name.'),
+    password: z.string().min(1).describe('Required: Kafka password; never logged.'),
+  })
+  .strict();
 
 const upstreamBroker = z
   .object({
@@ -126,7 +175,14 @@ export const configSchema = z
     mqtt: z
       .object({
         host: z.string().min(1).default('0.0.0.0').describe('Address the embedded MQTT broker listens on.'),
-        port: z.number().int().min(0).max(65535).default(1883).describe('Port of the embedded MQTT broker; 0 lets the OS choose.'),
+        port: z
+          .number()
+          .int()
+          .min(0)
+          .max(65535)
+          .nullable()
+          .default(1883)
+          .describe('Port of the plain-TCP MQTT listener; 0 lets the OS choose; null for none (devices then use mqtt.tls).'),
         maxPayloadBytes: z
           .number()
           .int()
@@ -134,8 +190,72 @@ export const configSchema = z
           .max(16 * 1024 * 1024)
           .default(64 * 1024)
           .describe('Largest telemetry payload accepted; larger ones are rejected as oversized.'),
+        tls: mqttTls.optional().describe('A TLS listener for devices; none when absent. See docs/security.md.'),
+        auth: z
+          .object({
+            allowAnonymous: z
+              .boolean()
+              .default(false)
+              .describe('Let devices connect without a user name, with no topic restrictions: only on a closed network, or for tests and the demo.'),
+            users: z
+              .array(mqttUser)
+              .default([])
+              .superRefine((users, ctx) => {
+                const seen = new Set<string>();
+                users.forEach((user, i) => {
+                  if (seen.has(user.username)) ctx.addIssue({ code: 'custom', path: [i, 'username'], message: 'expected each user name once' });
+                  seen.add(user.username);
+                });
+              })
+              .describe('Devices that may connect, each with its password hash and containers. See docs/security.md.'),
+            usersFile: z
+              .string()
+              .min(1)
+              .optional()
+              .describe('File of more users, one `username:passwordHash[:containers]` line each, as `reefer-gateway hash-password --user` prints them; read at start.'),
+          })
+          .strict()
+          .prefault({}),
+        limits: z
+          .object({
+            maxConnections: z.number().int().min(1).max(1_000_000).default(4096).describe('Open connections, on both listeners; more are closed at once (too-many-connections).'),
+            maxPacketBytes: z
+              .number()
+              .int()
+              .min(1024)
+              .max(256 * 1024 * 1024)
+              .default(128 * 1024)
+              .describe('Largest MQTT packet read; a connection announcing a larger one is closed before it is buffered (packet-too-large). Above mqtt.maxPayloadBytes, so a slightly oversized reading is still dead-lettered. Worst-case buffering is maxConnections × this.'),
+            maxTopicBytes: z.number().int().min(16).max(65535).default(256).describe('Longest topic name or filter, in bytes (topic-too-long).'),
+            maxTopicLevels: z.number().int().min(3).max(100).default(8).describe('Most levels in a topic name or filter (topic-too-deep).'),
+            readingsPerSecond: z
+              .number()
+              .min(0)
+              .default(50)
+              .describe('Publishes per second per client id, sustained; faster ones are held back (throttled), then refused (rate-limited). 0 for no limit.'),
+            readingsBurst: z.number().int().min(1).default(500).describe('Publishes a client id may send at once after a quiet spell (the token bucket size).'),
+            maxThrottleMs: z
+              .number()
+              .int()
+              .min(0)
+              .max(60_000)
+              .default(2000)
+              .describe('Longest a publish over the rate is held back; past it the publish is refused and, MQTT 3.1.1 having no other way, the connection closed.'),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
+      .superRefine((mqtt, ctx) => {
+        // Reported on maxPayloadBytes, the key usually raised: a default maxPacketBytes would read "got nothing".
+        if (mqtt.limits.maxPacketBytes <= mqtt.maxPayloadBytes) {
+          ctx.addIssue({ code: 'custom', path: ['maxPayloadBytes'], message: `expected less than mqtt.limits.maxPacketBytes (${mqtt.limits.maxPacketBytes}); raise both` });
+        }
+        if (mqtt.port === null && mqtt.tls === undefined) ctx.addIssue({ code: 'custom', path: ['port'], message: 'expected a port, or mqtt.tls: the broker needs a listener' });
+        if (mqtt.tls && mqtt.port !== null && mqtt.port !== 0 && mqtt.port === mqtt.tls.port) {
+          ctx.addIssue({ code: 'custom', path: ['tls', 'port'], message: `expected a port other than mqtt.port (${mqtt.port})` });
+        }
+      })
       .prefault({}),
     outbox: z
       .object({
@@ -158,6 +278,7 @@ export const configSchema = z
           .default(30 * 24 * 3600_000)
           .describe('Readings waiting longer than this are expired (counted in the loss ledger).'),
         thinKeepEvery: z.number().int().min(2).max(100).default(2).describe('Thinning keeps one routine reading in this many per container.'),
+        maxDeadLetters: z.number().int().min(1).max(10_000_000).default(10_000).describe('Dead letters kept in the outbox while they wait for Kafka; the oldest are forgotten first.'),
         dedupWindowMs: z
           .number()
           .int()
@@ -181,14 +302,26 @@ export const configSchema = z
       .object({
         brokers: z.array(hostPort).min(1).default(['127.0.0.1:9092']).describe('Bootstrap brokers, host:port.'),
         topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected a Kafka topic name').default('reefer-telemetry').describe('Topic readings are produced to.'),
+        deadLetterTopic: z
+          .string()
+          .regex(/^([A-Za-z0-9._-]{1,249})?$/, 'expected a Kafka topic name or empty')
+          .default('reefer-deadletter')
+          .describe('Topic rejected input is sent to, with its reason (JSON); empty keeps dead letters in the outbox only. Created with a 100 MiB size cap.'),
         clientId: z.string().min(1).default('reefer-gateway').describe('Kafka client id.'),
         compression: z.enum(['gzip', 'none']).default('gzip').describe('Compression of produce batches.'),
         connectionTimeoutMs: z.number().int().min(100).max(120000).default(3000).describe('Time allowed to connect to a broker.'),
         requestTimeoutMs: z.number().int().min(100).max(300000).default(10000).describe('Time allowed for one request; a hung broker fails it.'),
         createTopics: z.boolean().default(true).describe('Create the topic at start when it is missing.'),
         partitions: z.number().int().min(1).max(10000).default(3).describe('Partitions of a topic the gateway creates.'),
+        tls: kafkaTls.optional().describe('TLS to the brokers; plain TCP when absent. See docs/security.md.'),
+        sasl: kafkaSasl.optional().describe('SASL authentication to the brokers; none when absent.'),
       })
       .strict()
+      .superRefine((kafka, ctx) => {
+        if (kafka.sasl?.mechanism === 'plain' && kafka.tls === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['sasl', 'mechanism'], message: 'expected kafka.tls with plain, which sends the password itself' });
+        }
+      })
       .prefault({}),
     uplink: z
       .object({
@@ -221,6 +354,13 @@ export const configSchema = z
         replayRatePerSecond: z.number().min(0).default(0).describe('Backlog readings sent per second after an outage; 0 for as fast as Kafka takes them.'),
         statusTopic: z.string().regex(/^([A-Za-z0-9._-]{1,249})?$/, 'expected a Kafka topic name or empty').default('gateway-status').describe('Topic for status and the loss ledger (compacted, key = gateway id); empty for none.'),
         statusIntervalMs: z.number().int().min(1000).default(30000).describe('How often the status is sent, besides whenever the uplink comes back.'),
+        closeTimeoutMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(600000)
+          .default(5000)
+          .describe("Longest a stop waits for the uplink's Kafka transaction in flight. What Kafka has not confirmed by then stays in the outbox and is sent, once, after the restart. Keep the whole stop within the supervisor's grace period (Docker's is 10 s)."),
       })
       .strict()
       .prefault({}),
@@ -269,6 +409,14 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    http: z
+      .object({
+        enabled: z.boolean().default(true).describe('Serve /healthz, /readyz, /metrics, /api/status and the dashboard. See docs/operations.md.'),
+        host: z.string().min(1).default('0.0.0.0').describe('Address the HTTP server listens on.'),
+        port: z.number().int().min(0).max(65535).default(8080).describe('Port of the HTTP server; 0 lets the OS choose.'),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
@@ -299,6 +447,7 @@ export const CONFIG_FLAGS = {
   sync: { key: 'outbox.sync', kind: 'string', help: 'outbox durability: full or normal' },
   'time-zone': { key: 'site.timeZone', kind: 'string', help: 'zone of timestamps sent without one' },
   'log-level': { key: 'log.level', kind: 'string', help: 'log level' },
+  'http-port': { key: 'http.port', kind: 'number', help: 'port of the HTTP server: metrics, health, dashboard (0: any free port)' },
 } as const satisfies Record<string, { key: string; kind: 'string' | 'number' | 'list'; help: string }>;
 
 export type ConfigFlag = keyof typeof CONFIG_FLAGS;
@@ -414,8 +563,10 @@ export function describeConfig(): { key: string; default: unknown; meaning: stri
   const defaults = configSchema.parse({});
   function walk(schema: z.ZodType, path: string[]): void {
     let inner: z.ZodType = schema;
-    while (inner instanceof z.ZodDefault || inner instanceof z.ZodPrefault) inner = inner.unwrap() as z.ZodType;
+    while (inner instanceof z.ZodDefault || inner instanceof z.ZodPrefault || inner instanceof z.ZodOptional) inner = inner.unwrap() as z.ZodType;
     if (inner instanceof z.ZodObject) {
+      // An optional block (mqtt.tls) gets a row of its own; its keys' defaults apply once it is given.
+      if (schema instanceof z.ZodOptional) rows.push({ key: path.join('.'), default: undefined, meaning: schema.description ?? '' });
       for (const [name, child] of Object.entries(inner.shape)) walk(child as z.ZodType, [...path, name]);
       return;
     }
@@ -428,7 +579,9 @@ export function describeConfig(): { key: string; default: unknown; meaning: stri
       }
       return;
     }
-    rows.push({ key: path.join('.'), default: getPath(defaults, path), meaning: schema.description ?? inner.description ?? '' });
+    const fallback = schema.safeParse(undefined);
+    const found = getPath(defaults, path);
+    rows.push({ key: path.join('.'), default: found !== undefined ? found : fallback.success ? fallback.data : undefined, meaning: schema.description ?? inner.description ?? '' });
   }
   walk(configSchema, []);
   return rows;

@@ -7,11 +7,15 @@ import type { Logger } from 'pino';
 import { createKafkaClient } from '../cloud-bridge/kafka-client.js';
 import { frameTelemetryBody } from '../schemas/avro.js';
 import { defaultUpstreamClientId, type GatewayConfig } from './config.js';
-import { createMqttListener } from './ingest/mqtt-listener.js';
+import { createMqttListener, type MqttSecurityStatus } from './ingest/mqtt-listener.js';
 import { createSerialPort, type SerialPortStatus } from './ingest/serial-port.js';
 import { createUpstreamClient, type UpstreamStatus } from './ingest/upstream-client.js';
 import { createDiskMonitor, type DiskUsage } from './ops/disk-monitor.js';
 import { createGatewayStats, type StatsSnapshot } from './ops/gateway-stats.js';
+import { createHttpServer } from './ops/http-server.js';
+import { createLatestReadings, ONLINE_WINDOW_MS } from './ops/latest-readings.js';
+import { createMetrics } from './ops/metrics.js';
+import { createOpsApi } from './ops/ops-api.js';
 import { createCommitQueue } from './outbox/commit-queue.js';
 import { openOutbox, type LedgerEntry, type OutboxDepth, type ShedReport } from './outbox/sqlite-outbox.js';
 import { createGapTracker } from './pipeline/gap-tracker.js';
@@ -33,11 +37,17 @@ export interface GatewayStatus {
   upstream: UpstreamStatus[];
   /** One entry per configured serial port. */
   serial: SerialPortStatus[];
+  /** MQTT connections, publishes and subscriptions refused, by reason (bad password, ACL, limits, …). */
+  security: MqttSecurityStatus;
 }
 
 export interface Gateway {
-  /** The MQTT port bound (useful when configured as 0). */
+  /** The MQTT port bound (useful when configured as 0); 0 without a plain listener. */
   mqttPort(): number;
+  /** The MQTT TLS port bound; 0 without mqtt.tls. */
+  mqttTlsPort(): number;
+  /** The HTTP port bound (metrics, health, dashboard); 0 when http.enabled is false. */
+  httpPort(): number;
   ingest: Ingest;
   status(): GatewayStatus;
   /** Stops ingest, lets the uplink finish its current batch, and closes the outbox. */
@@ -50,6 +60,10 @@ const DEAD_LETTER_PAYLOAD_BYTES = 4096;
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
 /** Share of the outbox shed at once when the disk is full and the policy is to shed. */
 const DISK_FULL_SHED_FRACTION = 0.2;
+/** Containers the dashboard remembers the latest reading of: a large ship carries 2,000 reefers. */
+const LATEST_READINGS_MAX_CONTAINERS = 5000;
+/** How often an open dashboard gets fresh numbers. */
+const DASHBOARD_FEED_INTERVAL_MS = 1000;
 
 /** The disk is full: the reading is not stored, so the device is not acknowledged and keeps it. */
 export class DiskFullError extends Error {
@@ -69,7 +83,12 @@ function isDiskFull(error: unknown): boolean {
 export async function startGateway(config: Readonly<GatewayConfig>, deps: { logger: Logger }): Promise<Gateway> {
   const logger = deps.logger.child({ gatewayId: config.gatewayId });
   const stats = createGatewayStats();
-  const outbox = openOutbox({ path: join(config.dataDir, 'outbox.db'), sync: config.outbox.sync });
+  const latest = createLatestReadings({ maxContainers: LATEST_READINGS_MAX_CONTAINERS, lanes: config.lanes });
+  const metrics = createMetrics(
+    { gatewayId: config.gatewayId, defaultMetrics: true },
+    { status: () => status(), containersOnline: () => latest.heardSince(Date.now() - ONLINE_WINDOW_MS), now: Date.now },
+  );
+  const outbox = openOutbox({ path: join(config.dataDir, 'outbox.db'), sync: config.outbox.sync, maxDeadLetters: config.outbox.maxDeadLetters });
   const disk = createDiskMonitor({ path: config.dataDir, sampleIntervalMs: 1000 }, { now: Date.now });
   // Set once the uplink exists: shedding must leave the rows it is sending alone.
   let protectedRanges: () => readonly (readonly [number, number])[] = () => [];
@@ -114,6 +133,10 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
       },
     },
   );
+  /** True while new input would be refused for a full disk (admit's rule). */
+  function outboxRefusing(): boolean {
+    return disk.freeBytes() < config.outbox.minFreeBytes && !(config.outbox.onDiskFull === 'shed' && outbox.depth().count > 0);
+  }
   /** Refuses input while the disk is nearly full, before SQLite runs out of room mid-commit. */
   function admit(): void {
     const free = disk.freeBytes();
@@ -133,7 +156,15 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
       deadLetterPayloadBytes: DEAD_LETTER_PAYLOAD_BYTES,
       lanes: config.lanes,
     },
-    { queue, stats, logger, now: Date.now, admit, gaps: createGapTracker({ toleranceIntervals: 1.5, maxContainers: 100_000 }) },
+    {
+      queue,
+      stats,
+      logger,
+      now: Date.now,
+      admit,
+      gaps: createGapTracker({ toleranceIntervals: 1.5, maxContainers: 100_000 }),
+      onAccepted: (reading, accepted) => latest.record(reading, accepted),
+    },
   );
 
   const kafka = createKafkaClient({
@@ -142,6 +173,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
     logger,
     connectionTimeoutMs: config.kafka.connectionTimeoutMs,
     requestTimeoutMs: config.kafka.requestTimeoutMs,
+    tls: config.kafka.tls,
+    sasl: config.kafka.sasl,
   });
   const uplink = createUplink(
     {
@@ -157,7 +190,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
       liveFirstAfterMs: config.uplink.liveFirstAfterMs,
       replayRatePerSecond: config.uplink.replayRatePerSecond,
       statusTopic: config.uplink.statusTopic,
+      deadLetterTopic: config.kafka.deadLetterTopic,
       statusIntervalMs: config.uplink.statusIntervalMs,
+      closeTimeoutMs: config.uplink.closeTimeoutMs,
     },
     {
       outbox,
@@ -172,7 +207,10 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
       statusReport: () => statusReport(),
       now: Date.now,
       logger,
-      onSent: (count) => stats.sent(count),
+      onSent: (count, latencyMs) => {
+        stats.sent(count);
+        metrics.observeSend(count, latencyMs);
+      },
       onError: () => stats.uplinkError(),
     },
   );
@@ -203,6 +241,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
       replayUntilSeq: uplink.replayUntilSeq(),
       upstream: upstreams.map((u) => u.status()),
       serial: serialPorts.map((port) => port.status()),
+      security: mqtt.security(),
     };
   }
 
@@ -221,11 +260,12 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
       rejected: s.stats.rejected,
       ledger: s.ledger.filter((e) => e.reason !== 'gap'),
       gaps: s.ledger.filter((e) => e.reason === 'gap'),
+      security: s.security,
     };
   }
 
   const mqtt = createMqttListener(
-    { host: config.mqtt.host, port: config.mqtt.port },
+    { host: config.mqtt.host, port: config.mqtt.port, tls: config.mqtt.tls, auth: config.mqtt.auth, limits: config.mqtt.limits },
     {
       logger,
       onTelemetry: async (publish) => {
@@ -233,6 +273,14 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
       },
     },
   );
+
+  const opsApi = createOpsApi(
+    { gatewayId: config.gatewayId, feedIntervalMs: DASHBOARD_FEED_INTERVAL_MS },
+    { status: () => status(), mqttListening: () => mqtt.port() > 0 || mqtt.tlsPort() > 0, outboxRefusing, latest, metrics, now: Date.now },
+  );
+  const http = config.http.enabled
+    ? createHttpServer({ host: config.http.host, port: config.http.port }, { logger, routes: opsApi.routes, feeds: opsApi.feeds })
+    : undefined;
 
   const upstreams = config.upstream.brokers.map((broker) =>
     createUpstreamClient(
@@ -266,6 +314,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
       .ensureTopics([
         { topic: config.kafka.topic, partitions: config.kafka.partitions },
         ...(config.uplink.statusTopic ? [{ topic: config.uplink.statusTopic, partitions: 1, config: { 'cleanup.policy': 'compact' } }] : []),
+        ...(config.kafka.deadLetterTopic ? [{ topic: config.kafka.deadLetterTopic, partitions: 1, config: { 'retention.bytes': String(100 * 1024 * 1024) } }] : []),
       ])
       .catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not create topic; the uplink retries'))
       .finally(() => void admin.close().catch(() => undefined));
@@ -276,15 +325,19 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
   // An absent port does not stop the gateway: it is reopened in the background once it appears.
   await Promise.all(serialPorts.map((port) => port.start()));
   uplink.start();
-  logger.info({ mqttPort: mqtt.port(), kafka: config.kafka.brokers, topic: config.kafka.topic, dataDir: config.dataDir }, 'gateway started');
 
   let closing: Promise<void> | undefined;
-  return {
+  const gateway: Gateway = {
     mqttPort: () => mqtt.port(),
+    mqttTlsPort: () => mqtt.tlsPort(),
+    httpPort: () => http?.port() ?? 0,
     ingest,
     status,
     close() {
       closing ??= (async () => {
+        // Probes see the gateway gone before it stops taking input; open dashboards must not hold up the stop.
+        await http?.close();
+        opsApi.close();
         // Upstream messages still being stored need the outbox open to be acknowledged.
         await Promise.all(upstreams.map((u) => u.close()));
         await mqtt.close();
@@ -292,6 +345,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
         await Promise.all(serialPorts.map((port) => port.close()));
         clearInterval(housekeeping);
         queue.close();
+        // Lets the transaction in flight commit (bounded by uplink.closeTimeoutMs); the rest waits for the restart.
         await uplink.close();
         outbox.close();
         logger.info('gateway stopped');
@@ -299,4 +353,12 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
       return closing;
     },
   };
+  try {
+    await http?.start();
+  } catch (error) {
+    await gateway.close();
+    throw error;
+  }
+  logger.info({ mqttPort: mqtt.port(), httpPort: http?.port() ?? 0, kafka: config.kafka.brokers, topic: config.kafka.topic, dataDir: config.dataDir }, 'gateway started');
+  return gateway;
 }

@@ -22,6 +22,8 @@ export type Lane = 'routine' | 'alarm';
 export interface OutboxOptions {
   path: string;
   sync: SyncPolicy;
+  /** Dead letters kept at most; the oldest are forgotten first (they are evidence, not readings). */
+  maxDeadLetters?: number;
 }
 
 export interface NewRow {
@@ -110,7 +112,10 @@ export interface Outbox {
   epoch(): string;
   lastSeq(): number;
   ledger(): LedgerEntry[];
+  /** The oldest waiting dead letters, in id order. */
   deadLetters(limit: number): (DeadLetterRow & { id: number })[];
+  /** Deletes dead letters Kafka has acknowledged. */
+  removeDeadLetters(range: SeqRange): void;
   deadLetterCount(): number;
   /** Frees pages left by deleted rows and truncates the write-ahead log. */
   checkpoint(): void;
@@ -223,6 +228,9 @@ export function openOutbox(options: OutboxOptions): Outbox {
     'SELECT id, received_ms AS receivedMs, transport, source, container_id AS containerId, reason, detail, payload FROM dead_letter ORDER BY id LIMIT ?',
   );
   const countDead = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM dead_letter');
+  const deleteDeadRange = db.prepare('DELETE FROM dead_letter WHERE id >= ? AND id <= ?');
+  const trimDead = db.prepare('DELETE FROM dead_letter WHERE id <= (SELECT max(id) FROM dead_letter) - ?');
+  const maxDeadLetters = options.maxDeadLetters ?? 10_000;
 
   const totals = selectTotals.get();
   let count = totals?.count ?? 0;
@@ -254,6 +262,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
       seqs.push(seq);
     }
     for (const d of deadLetters) insertDead.run(d.receivedMs, d.transport, d.source, d.containerId, d.reason, d.detail, d.payload);
+    if (deadLetters.length > 0) trimDead.run(maxDeadLetters);
     for (const l of ledger) bumpLedger.run(l.containerId, l.reason, l.count);
     if (seq !== lastSeq) setMeta.run('last_seq', seq);
     return { seqs, seq, addedBytes, addedAlarms };
@@ -386,6 +395,9 @@ export function openOutbox(options: OutboxOptions): Outbox {
     },
     deadLetters(limit) {
       return selectDead.all(limit);
+    },
+    removeDeadLetters([from, to]) {
+      deleteDeadRange.run(from, to);
     },
     deadLetterCount() {
       return countDead.get()?.n ?? 0;

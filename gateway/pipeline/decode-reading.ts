@@ -144,7 +144,9 @@ const COLUMNS = REFERENCE_COLUMNS.map((name) => ({
 }));
 
 const CONTAINER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
-const NUMBER_PATTERN = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+// The fraction hangs off the dot: with `\d+\.?\d*` a long run of digits followed by a non-digit can be
+// split between the two quantifiers in quadratically many ways, and a 64 KB payload held the event loop for seconds.
+const NUMBER_PATTERN = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 const EPOCH_MS_PATTERN = /^\d{1,15}$/;
 const EARLIEST_MEASUREMENT_MS = Date.UTC(2000, 0, 1);
 const MAX_FUTURE_SKEW_MS = 24 * 60 * 60 * 1000;
@@ -754,13 +756,15 @@ function readQuoted(text: string, start: number): { value: string; end: number }
     if (simple !== undefined) {
       value += simple;
       i += 2;
-    } else if (next === 'x' || next === 'u') {
-      const digits = next === 'x' ? 2 : 4;
+    } else if (next === 'x' || next === 'u' || next === 'U') {
+      // repr() writes \U and eight digits for a character outside the BMP that is not printable.
+      const digits = next === 'x' ? 2 : next === 'u' ? 4 : 8;
       const hex = text.slice(i + 2, i + 2 + digits);
-      if (hex.length !== digits || !HEX_DIGITS.test(hex)) {
+      const code = parseInt(hex, 16);
+      if (hex.length !== digits || !HEX_DIGITS.test(hex) || code > 0x10ffff) {
         return { error: `bad escape \\${next}${hex}`, at: i };
       }
-      value += String.fromCharCode(parseInt(hex, 16));
+      value += String.fromCodePoint(code);
       i += 2 + digits;
     } else {
       // Python keeps an unknown escape as written.

@@ -5,8 +5,9 @@
  */
 import type { Logger } from 'pino';
 import { encodeTelemetry } from '../../schemas/avro.js';
-import type { Transport } from '../../schemas/reefer-reading.js';
+import type { ReeferReading, Transport } from '../../schemas/reefer-reading.js';
 import type { CommitQueue } from '../outbox/commit-queue.js';
+import type { Lane } from '../outbox/sqlite-outbox.js';
 import type { GatewayStats } from '../ops/gateway-stats.js';
 import { decodeReading, type DecodeResult, type RejectReason } from './decode-reading.js';
 import type { GapTracker } from './gap-tracker.js';
@@ -27,6 +28,8 @@ export interface IngestDeps {
   gaps: GapTracker;
   /** Throws when the gateway cannot take input now (a full disk): the device is not acknowledged. */
   admit?(): void;
+  /** Told of each reading once it is durable (not of duplicates): the dashboard's latest readings. */
+  onAccepted?(reading: ReeferReading, accepted: { lane: Lane; seq: number; transport: Transport; receivedMs: number }): void;
   logger: Logger;
   now(): number;
 }
@@ -75,11 +78,12 @@ export function createIngest(options: IngestOptions, deps: IngestDeps): Ingest {
     const reading = result.reading;
     const missing = deps.gaps.observe(reading.container_id, reading.measurement_time);
     if (missing > 0) deps.queue.addLedger([{ containerId: reading.container_id, reason: 'gap', count: missing }]);
+    const lane = laneOf(reading, options.lanes);
     const seq = await deps.queue.addReading({
       containerId: reading.container_id,
       measurementMs: reading.measurement_time,
       receivedMs,
-      lane: laneOf(reading, options.lanes),
+      lane,
       encode: (assigned) =>
         encodeTelemetry({ ...reading, gateway_id: options.gatewayId, seq: assigned, transport: from.transport, received_time: receivedMs }),
     });
@@ -88,6 +92,7 @@ export function createIngest(options: IngestOptions, deps: IngestDeps): Ingest {
       return { accepted: true, duplicate: true };
     }
     deps.stats.accepted(from.transport);
+    deps.onAccepted?.(reading, { lane, seq, transport: from.transport, receivedMs });
     return { accepted: true, seq };
   }
 

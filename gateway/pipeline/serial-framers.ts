@@ -194,7 +194,7 @@ function decodeSentence(text: string, ctx: DecodeContext): DecodeResult {
   const body = sentence.slice(1, star);
   const computed = formatChecksum(sentenceChecksum(Buffer.from(body, 'utf8')));
   if (!CHECKSUM.test(written)) {
-    return { ok: false, reason: 'bad-checksum', detail: `sentence ${preview(sentence)} ends in "*${written}"; expected two hex digits (*${computed})` };
+    return { ok: false, reason: 'bad-checksum', detail: `sentence ${preview(sentence)} ends in ${preview(`*${written}`)}; expected two hex digits (*${computed})` };
   }
   if (written.toUpperCase() !== computed) {
     return { ok: false, reason: 'bad-checksum', detail: `sentence ${preview(sentence)} has checksum ${written}, its bytes give ${computed}` };

@@ -37,9 +37,16 @@ export interface UplinkOptions {
   liveFirstAfterMs: number;
   /** Backlog readings sent per second while fresh ones keep flowing; 0 for no limit. */
   replayRatePerSecond: number;
+  /** Topic for rejected input with its reason; empty to keep dead letters in the outbox only. */
+  deadLetterTopic: string;
   /** Topic for the gateway's status and loss ledger; empty to send none. */
   statusTopic: string;
   statusIntervalMs: number;
+  /**
+   * Longest close() waits for the transaction in flight. Past it the transaction is abandoned: the
+   * next start fences it and its marker tells what Kafka kept, so nothing is lost or sent twice.
+   */
+  closeTimeoutMs: number;
 }
 
 export interface UplinkDeps {
@@ -79,21 +86,69 @@ export class UplinkTimeoutError extends Error {
   }
 }
 
-/** Marker text: the outbox's epoch, then the committed ranges, e.g. `3f2c…:1-500,9001-9100`. */
-export function encodeMarker(epoch: string, ranges: readonly SeqRange[]): string {
-  return `${epoch}:${ranges.map(([a, b]) => `${a}-${b}`).join(',')}`;
+/**
+ * Marker text: the outbox's epoch, the committed reading ranges and, after `;d`, the committed
+ * dead-letter range, e.g. `3f2c…:1-500,9001-9100;d17-20`.
+ */
+export function encodeMarker(epoch: string, ranges: readonly SeqRange[], deadLetters?: SeqRange): string {
+  const dead = deadLetters ? `;d${deadLetters[0]}-${deadLetters[1]}` : '';
+  return `${epoch}:${ranges.map(([a, b]) => `${a}-${b}`).join(',')}${dead}`;
 }
 
-export function decodeMarker(text: string): { epoch: string; ranges: SeqRange[] } | null {
+export function decodeMarker(text: string): { epoch: string; ranges: SeqRange[]; deadLetters?: SeqRange } | null {
   const colon = text.lastIndexOf(':');
   if (colon <= 0) return null;
+  const [readingPart = '', deadPart] = text.slice(colon + 1).split(';');
   const ranges: SeqRange[] = [];
-  for (const part of text.slice(colon + 1).split(',')) {
+  for (const part of readingPart === '' ? [] : readingPart.split(',')) {
     const m = /^(\d+)-(\d+)$/.exec(part);
     if (!m) return null;
     ranges.push([Number(m[1]), Number(m[2])]);
   }
-  return { epoch: text.slice(0, colon), ranges };
+  let deadLetters: SeqRange | undefined;
+  if (deadPart !== undefined) {
+    const m = /^d(\d+)-(\d+)$/.exec(deadPart);
+    if (!m) return null;
+    deadLetters = [Number(m[1]), Number(m[2])];
+  }
+  if (ranges.length === 0 && !deadLetters) return null;
+  return deadLetters ? { epoch: text.slice(0, colon), ranges, deadLetters } : { epoch: text.slice(0, colon), ranges };
+}
+
+/** A dead letter as it appears on the dead-letter topic (JSON, key = container id or source). */
+function deadLetterRecord(d: ReturnType<Outbox['deadLetters']>[number], gatewayId: string): KafkaRecord {
+  return {
+    key: d.containerId ?? d.source,
+    value: Buffer.from(
+      JSON.stringify({
+        gatewayId,
+        reason: d.reason,
+        detail: d.detail,
+        transport: d.transport,
+        source: d.source,
+        containerId: d.containerId,
+        receivedMs: d.receivedMs,
+        payloadBase64: Buffer.from(d.payload).toString('base64'),
+      }),
+    ),
+    headers: { gateway_id: gatewayId, reason: d.reason },
+    timestampMs: d.receivedMs,
+  };
+}
+
+/** Time a stop gives Kafka connections to disconnect cleanly, even when the transaction used up closeTimeoutMs. */
+const MIN_DISCONNECT_WAIT_MS = 1000;
+
+/** Waits for `promise` at most `ms`; true when it settled in time. */
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    const done = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    promise.then(done, done);
+  });
 }
 
 function rangeOf(rows: readonly OutboxRow[]): SeqRange | undefined {
@@ -105,6 +160,9 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
   const progressGroup = `reefer-gateway.${options.gatewayId}.progress`;
   let state: UplinkState = 'connecting';
   let running = false;
+  let closing: Promise<void> | undefined;
+  /** Set when close() stopped waiting: the loop must not touch the outbox, which is closed next. */
+  let abandoned = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
   let backoffMs = options.minBackoffMs;
@@ -119,7 +177,7 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
   let statusDue = true;
 
   function setState(next: UplinkState): void {
-    if (state === next) return;
+    if (state === next || state === 'closed') return;
     const previous = state;
     state = next;
     log.info({ state, previous }, `uplink ${state}`);
@@ -175,6 +233,10 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
     needsRecovery = true;
     inFlight = [];
     dropProducer();
+    if (!running) {
+      log.warn({ err: error instanceof Error ? error.message : String(error) }, 'Kafka did not finish before the stop; what it did not confirm stays in the outbox');
+      return;
+    }
     setState('down');
     log.warn({ err: error instanceof Error ? error.message : String(error), retryInMs: backoffMs }, 'Kafka unavailable; readings stay in the outbox');
     // Jitter keeps a fleet of gateways from reconnecting in step after a shared outage.
@@ -187,8 +249,10 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
     producer = fresh;
     await withTimeout('producer start', fresh.connect());
     const marker = await withTimeout('progress lookup', deps.admin.fetchMarker(progressGroup, options.topic, 0));
+    if (abandoned) return;
     const decoded = marker ? decodeMarker(marker.metadata) : null;
     if (decoded && decoded.epoch === deps.outbox.epoch()) {
+      if (decoded.deadLetters) deps.outbox.removeDeadLetters(decoded.deadLetters);
       const removed = deps.outbox.removeRanges(decoded.ranges);
       if (removed > 0) log.info({ removed, ranges: decoded.ranges }, 'rows Kafka had committed before the restart removed from the outbox');
     }
@@ -225,9 +289,11 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
         try {
           await recover();
         } catch (error) {
+          if (abandoned) return;
           await failed(error);
           continue;
         }
+        if (abandoned || !running) return;
         // What waited through an outage (or a stop) is backlog, replayed behind fresh readings.
         const oldest = deps.outbox.depth().oldestReceivedMs;
         if (options.liveFirst && oldest !== null && deps.now() - oldest >= options.liveFirstAfterMs) {
@@ -235,16 +301,20 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
         }
       }
       const { live, backlog } = takeBatch();
+      const dead = options.deadLetterTopic ? deps.outbox.deadLetters(options.batchSize) : [];
+      const deadRange: SeqRange | undefined = dead.length > 0 ? [dead[0]!.id, dead[dead.length - 1]!.id] : undefined;
       const status = statusSend();
-      if (live.length === 0 && backlog.length === 0 && status.length === 0) {
+      if (live.length === 0 && backlog.length === 0 && dead.length === 0 && status.length === 0) {
         if (deps.now() - lastProbeMs >= options.probeIntervalMs) {
           lastProbeMs = deps.now();
           try {
             await withTimeout('health probe', deps.admin.listTopics());
           } catch (error) {
+            if (abandoned) return;
             await failed(error);
             continue;
           }
+          if (abandoned) return;
         }
         setState('up');
         if (backlog.length === 0 && options.replayRatePerSecond > 0 && deps.outbox.peek(1, { maxSeq: replayUntil }).length > 0) {
@@ -257,22 +327,32 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
       const ranges = [rangeOf(live), rangeOf(backlog)].filter((r): r is SeqRange => r !== undefined);
       const sends: TopicRecords[] = [
         { topic: options.topic, records: [...live.map((r) => toRecord(r, false)), ...backlog.map((r) => toRecord(r, true))] },
+        ...(dead.length > 0 ? [{ topic: options.deadLetterTopic, records: dead.map((d) => deadLetterRecord(d, options.gatewayId)) }] : []),
         ...status,
       ];
       const marker: ProgressMarker | undefined =
-        ranges.length > 0
-          ? { groupId: progressGroup, topic: options.topic, partition: 0, offset: ranges[ranges.length - 1]![1], metadata: encodeMarker(deps.outbox.epoch(), ranges) }
+        ranges.length > 0 || deadRange
+          ? {
+              groupId: progressGroup,
+              topic: options.topic,
+              partition: 0,
+              offset: ranges.length > 0 ? ranges[ranges.length - 1]![1] : 0,
+              metadata: encodeMarker(deps.outbox.epoch(), ranges, deadRange),
+            }
           : undefined;
       inFlight = ranges;
       const startedMs = deps.now();
       try {
         await withTimeout('transaction', producer!.commit(sends, marker));
       } catch (error) {
+        if (abandoned) return;
         await failed(error);
         continue;
       }
+      if (abandoned) return;
       try {
         deps.outbox.removeRanges(ranges);
+        if (deadRange) deps.outbox.removeDeadLetters(deadRange);
       } catch (error) {
         // Kafka has these rows but the outbox could not forget them (a full disk): sending more before
         // recovery has removed them would send them twice, so recover first.
@@ -293,6 +373,25 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
     }
   }
 
+  async function stop(): Promise<void> {
+    if (state === 'closed') return;
+    running = false;
+    wake?.();
+    const deadlineMs = deps.now() + options.closeTimeoutMs;
+    // The transaction in flight may commit; a hung broker must not hold up the stop for long.
+    const finished = await settlesWithin(loop ?? Promise.resolve(), options.closeTimeoutMs);
+    if (!finished) {
+      abandoned = true;
+      log.warn({ closeTimeoutMs: options.closeTimeoutMs }, 'uplink stopped before Kafka answered; the restart recovers it');
+    }
+    setState('closed');
+    const last = producer;
+    producer = undefined;
+    // A clean disconnect is quick when Kafka answers; when it does not, the sockets go with the process.
+    const disconnects = Promise.all([last?.close().catch(() => undefined), deps.admin.close().catch(() => undefined)]);
+    await settlesWithin(disconnects, Math.max(MIN_DISCONNECT_WAIT_MS, deadlineMs - deps.now()));
+  }
+
   return {
     start() {
       if (running || state === 'closed') return;
@@ -305,16 +404,9 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
     state: () => state,
     inFlight: () => inFlight,
     replayUntilSeq: () => (deps.outbox.peek(1, { maxSeq: replayUntil }).length > 0 ? replayUntil : 0),
-    async close() {
-      if (state === 'closed') return;
-      running = false;
-      wake?.();
-      await loop;
-      setState('closed');
-      const last = producer;
-      producer = undefined;
-      await last?.close().catch(() => undefined);
-      await deps.admin.close().catch(() => undefined);
+    close() {
+      closing ??= stop();
+      return closing;
     },
   };
 }

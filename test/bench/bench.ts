@@ -59,7 +59,9 @@ async function main(): Promise<void> {
     file: {
       gatewayId: 'bench',
       dataDir,
-      mqtt: { host: '127.0.0.1', port: 0 },
+      // Measures the pipeline flat out, so no per-device rate limit.
+      mqtt: { host: '127.0.0.1', port: 0, auth: { allowAnonymous: true }, limits: { readingsPerSecond: 0 } },
+      http: { enabled: false },
       kafka: { brokers: [broker.bootstrap] },
       uplink: { batchSize: 5000, minBackoffMs: 100, maxBackoffMs: 500 },
       log: { level: 'error' },

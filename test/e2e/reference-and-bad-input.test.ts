@@ -2,7 +2,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { connectDevice } from '../../device-sim/mqtt-transport.js';
 import { encodeReadingSingleObject } from '../../schemas/avro.js';
 import { startTestGateway, type GatewayUnderTest } from '../harness/gateway-under-test.js';
-import { readTopic, type TopicReader } from '../harness/topic-reader.js';
+import { readRawTopic, readTopic, type TopicReader } from '../harness/topic-reader.js';
 
 const bootstrap = inject('kafkaBootstrap');
 const cleanups: (() => Promise<void>)[] = [];
@@ -121,8 +121,22 @@ describe('bad input', () => {
     expect(device.connected).toBe(true);
     const status = gw.gateway.status();
     expect(status.stats.rejected).toEqual({ mqtt: { [reason]: 1 } });
-    expect(status.deadLetters).toBe(1);
     expect(status.stats.accepted).toEqual({ mqtt: 1 });
+    expect(status.ledger).toEqual([{ containerId: 'C02', reason, count: 1 }]);
+
+    // The rejected input reaches the dead-letter topic with its reason and detail.
+    const dead = await readRawTopic(bootstrap, `${gw.topic}-deadletter`);
+    try {
+      await expect.poll(() => dead.records().length, { timeout: 30_000 }).toBe(1);
+      const letter = JSON.parse(dead.records()[0]!.value!.toString('utf8')) as { reason: string; detail: string; source: string; payloadBase64: string };
+      expect(letter.reason).toBe(reason);
+      expect(letter.detail.length).toBeGreaterThan(0);
+      expect(letter.source).toBe('reefer/C02/telemetry');
+      expect(Buffer.from(letter.payloadBase64, 'base64')).toEqual(payload.subarray(0, 4096));
+    } finally {
+      await dead.close();
+    }
+    await expect.poll(() => gw.gateway.status().deadLetters).toBe(0);
   });
 
   it('accepts an Avro reading a device encoded itself', async () => {

@@ -63,16 +63,26 @@ async function main(): Promise<void> {
   const rate = positive('rate', values.rate, 20);
   const durationS = values.duration === undefined ? undefined : positive('duration', values.duration, 0);
   const mqttPort = await portOrFree(Math.floor(positive('mqtt-port', values['mqtt-port'], 1883)));
+  const httpPort = await portOrFree(8080);
 
   const say = (line: string) => process.stdout.write(`${line}\n`);
   say(`Starting Kafka ${KAFKA_VERSION} (resolved from Maven Central on first run)...`);
   const broker = await startKafkaBroker();
   const dataDir = mkdtempSync(join(tmpdir(), 'reefer-demo-'));
   const config = resolveConfig({
-    file: { gatewayId: 'demo-gateway', dataDir, mqtt: { host: '127.0.0.1', port: mqttPort }, kafka: { brokers: [broker.bootstrap] }, log: { level: 'warn' } },
+    file: {
+      gatewayId: 'demo-gateway',
+      dataDir,
+      // Simulated reefers and your own devices connect without credentials; see docs/security.md for a real site.
+      mqtt: { host: '127.0.0.1', port: mqttPort, auth: { allowAnonymous: true } },
+      http: { host: '127.0.0.1', port: httpPort },
+      kafka: { brokers: [broker.bootstrap] },
+      log: { level: 'warn' },
+    },
   });
   const gateway = await startGateway(config, { logger: createLogger(config.log.level) });
   say(`Kafka at ${broker.bootstrap}; gateway MQTT at mqtt://127.0.0.1:${gateway.mqttPort()}; topic ${config.kafka.topic}`);
+  say(`Dashboard at http://127.0.0.1:${gateway.httpPort()}/ (metrics at /metrics)`);
 
   const kafka = createKafkaClient({ brokers: [broker.bootstrap], clientId: 'demo-view' });
   const admin = kafka.admin();

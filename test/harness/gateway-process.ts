@@ -32,7 +32,8 @@ process.once('exit', () => {
 
 export function createGatewayProcess(options: GatewayProcessOptions): GatewayProcess {
   const configPath = join(options.dir, 'gateway.yaml');
-  writeFileSync(configPath, stringify(options.config));
+  // Gateways under test run side by side: none may take the default HTTP port.
+  writeFileSync(configPath, stringify({ http: { host: '127.0.0.1', port: 0 }, ...options.config }));
   let child: ChildProcess | undefined;
   let exited: Promise<number | null> = Promise.resolve(null);
   let log = '';

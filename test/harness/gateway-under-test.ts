@@ -28,14 +28,22 @@ export async function startTestGateway(
     file: {
       gatewayId: 'gw-test',
       dataDir,
-      mqtt: { host: '127.0.0.1', port: 0 },
-      kafka: { brokers: [bootstrap], topic, requestTimeoutMs: 5000, connectionTimeoutMs: 1000 },
+      http: { host: '127.0.0.1', port: 0 },
+      kafka: { brokers: [bootstrap], topic, deadLetterTopic: `${topic}-deadletter`, requestTimeoutMs: 5000, connectionTimeoutMs: 1000 },
       uplink: { minBackoffMs: 100, maxBackoffMs: 1000 },
       log: { level: process.env.REEFER_TEST_LOG ?? 'silent' },
       ...overrides,
+      // The suite's devices connect anonymously; tests of credentials and TLS pass their own mqtt.auth.
+      mqtt: { host: '127.0.0.1', port: 0, auth: { allowAnonymous: true }, ...(overrides.mqtt as Record<string, unknown> | undefined) },
     },
   });
-  const gateway = await startGateway(config, { logger: deps.logger ?? createLogger(config.log.level) });
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway(config, { logger: deps.logger ?? createLogger(config.log.level) });
+  } catch (error) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     gateway,
     config,

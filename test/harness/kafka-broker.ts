@@ -12,6 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from 'node:net';
 import { freePort } from './free-port.js';
+import { createTestCertificates, toPkcs12 } from './test-certs.js';
 
 /** The newest Apache Kafka release that kafkajs 2.2.4 works with (see README, "Kafka version"). */
 export const KAFKA_VERSION = '4.4.0';
@@ -59,11 +60,20 @@ export interface KafkaBrokerOptions {
   /** Default partition count for topics created without one. */
   partitions?: number;
   startTimeoutMs?: number;
+  /**
+   * Also listen with SASL_SSL (SCRAM-SHA-512, a certificate from a throwaway CA) and create these
+   * users. The plaintext listener stays, for the broker's own traffic and for test readers.
+   */
+  saslSsl?: { users: readonly { name: string; password: string }[] };
 }
 
 export interface KafkaBroker {
   /** `127.0.0.1:<port>`, the bootstrap address clients use. */
   readonly bootstrap: string;
+  /** `127.0.0.1:<port>` of the SASL_SSL listener, when `saslSsl` was asked for. */
+  readonly saslSslBootstrap?: string;
+  /** PEM file of the CA that signed the broker's certificate, when `saslSsl` was asked for. */
+  readonly caFile?: string;
   readonly dataDir: string;
   /** Starts the broker again after `stop()`, on the same ports with the same data. */
   start(): Promise<void>;
@@ -109,17 +119,19 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
   const controllerPort = await freePort();
   const logDir = join(dataDir, 'log');
   const configPath = join(dataDir, 'server.properties');
+  const secure = options.saslSsl ? await saslSslSettings(dataDir, options.saslSsl.users) : undefined;
   writeFileSync(
     configPath,
     [
       'process.roles=broker,controller',
       'node.id=1',
       `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+      `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}${secure ? `,SASL_SSL://127.0.0.1:${secure.port}` : ''}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${port}${secure ? `,SASL_SSL://127.0.0.1:${secure.port}` : ''}`,
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
-      'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      `listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${secure ? ',SASL_SSL:SASL_SSL' : ''}`,
+      ...(secure?.properties ?? []),
       `log.dirs=${logDir}`,
       `num.partitions=${options.partitions ?? 3}`,
       'offsets.topic.replication.factor=1',
@@ -148,7 +160,7 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
   );
   const classpath = `${libs}/*`;
   const jvm = [`-Xmx${options.heapMb ?? 512}m`, '-Xms64m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', `-Dlog4j2.configurationFile=${join(dataDir, 'log4j2.properties')}`];
-  const format = spawnSync('java', [...jvm, '-cp', classpath, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId()}`, '-c', configPath], {
+  const format = spawnSync('java', [...jvm, '-cp', classpath, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId()}`, '-c', configPath, ...(secure?.formatArgs ?? [])], {
     encoding: 'utf8',
   });
   if (format.status !== 0) throw new Error(`Kafka storage format failed:\n${format.stdout}\n${format.stderr}`);
@@ -170,7 +182,7 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
     });
     const deadline = Date.now() + (options.startTimeoutMs ?? 60000);
     await Promise.race([
-      waitForPort(port, deadline),
+      Promise.all([waitForPort(port, deadline), ...(secure ? [waitForPort(secure.port, deadline)] : [])]),
       exited.then(() => {
         throw new Error(`Kafka exited during start; see ${join(dataDir, 'server.log')}`);
       }),
@@ -190,6 +202,7 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
   await start();
   return {
     bootstrap: `127.0.0.1:${port}`,
+    ...(secure ? { saslSslBootstrap: `127.0.0.1:${secure.port}`, caFile: secure.caFile } : {}),
     dataDir,
     start,
     stop,
@@ -203,6 +216,40 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
       await stop();
       if (ownsDataDir) rmSync(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * A SASL_SSL listener: a certificate for 127.0.0.1 in a PKCS#12 keystore, SCRAM-SHA-512 only, and the
+ * users' SCRAM credentials written into the metadata log when the storage is formatted (KRaft has
+ * no ZooKeeper to add them to later).
+ */
+async function saslSslSettings(dataDir: string, users: readonly { name: string; password: string }[]) {
+  for (const user of users) {
+    // The storage tool's --add-scram syntax has no escaping to speak of; tests need no more than this.
+    if (!/^[A-Za-z0-9._-]+$/.test(user.name) || !/^[A-Za-z0-9._-]+$/.test(user.password)) {
+      throw new Error(`SCRAM user ${JSON.stringify(user.name)}: expected a name and password of letters, digits, dot, underscore or dash`);
+    }
+  }
+  const tlsDir = join(dataDir, 'tls');
+  const certificates = createTestCertificates(tlsDir);
+  const keystore = join(tlsDir, 'broker.p12');
+  const storePassword = randomUUID().replace(/-/g, '');
+  toPkcs12(certificates.server, certificates.caFile, keystore, storePassword);
+  const listener = 'listener.name.sasl_ssl';
+  return {
+    port: await freePort(),
+    caFile: certificates.caFile,
+    properties: [
+      'sasl.enabled.mechanisms=SCRAM-SHA-512',
+      `${listener}.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`,
+      `${listener}.ssl.keystore.type=PKCS12`,
+      `${listener}.ssl.keystore.location=${keystore}`,
+      `${listener}.ssl.keystore.password=${storePassword}`,
+      `${listener}.ssl.key.password=${storePassword}`,
+      `${listener}.ssl.client.auth=none`,
+    ],
+    formatArgs: users.flatMap((user) => ['--add-scram', `SCRAM-SHA-512=[name=${user.name},password=${user.password}]`]),
   };
 }
 

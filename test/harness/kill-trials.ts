@@ -39,7 +39,8 @@ export async function runKillTrials(options: KillTrialsOptions): Promise<KillTri
     config: {
       gatewayId: `gw-kill-${randomUUID().slice(0, 6)}`,
       dataDir: join(dir, 'data'),
-      mqtt: { host: '127.0.0.1', port },
+      // Devices flood on purpose, anonymously: the trials measure recovery, not the input limits.
+      mqtt: { host: '127.0.0.1', port, auth: { allowAnonymous: true }, limits: { readingsPerSecond: 0 } },
       kafka: { brokers: [options.bootstrap], topic, requestTimeoutMs: 5000, connectionTimeoutMs: 1000 },
       uplink: { minBackoffMs: 100, maxBackoffMs: 1000, batchSize: 500 },
       log: { level: 'info' },

@@ -10,6 +10,10 @@ command -v mvn >/dev/null 2>&1 || missing="$missing maven"
 command -v mosquitto >/dev/null 2>&1 || missing="$missing mosquitto"
 command -v socat >/dev/null 2>&1 || missing="$missing socat"
 command -v g++ >/dev/null 2>&1 || missing="$missing g++ make python3"
+# The dashboard test drives Debian's Chromium headless; playwright-core brings no browser of its own.
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+# Test certificates for the TLS and SASL_SSL tests are made with openssl.
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing Debian packages:$missing"

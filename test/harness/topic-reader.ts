@@ -92,7 +92,7 @@ async function startConsumer(
   onRecords: (batch: ConsumedRecord[]) => void,
 ): Promise<KafkaConsumerPort> {
   for (let attempt = 1; ; attempt++) {
-    const consumer = client.consumer({ groupId: `test-${randomUUID()}`, topics: [topic], fromBeginning: true });
+    const consumer = client.consumer({ groupId: `test-${randomUUID()}`, topics: [topic], fromBeginning: true, maxWaitTimeMs: 100 });
     try {
       await consumer.start(onRecords);
       return consumer;
@@ -107,9 +107,15 @@ async function startConsumer(
 /** Reads a topic's raw records (for topics that do not carry readings, such as gateway-status). */
 export async function readRawTopic(bootstrap: string, topic: string): Promise<{ records(): ConsumedRecord[]; close(): Promise<void> }> {
   const client = createKafkaClient({ brokers: [bootstrap], clientId: 'test-raw-reader' });
-  const consumer = client.consumer({ groupId: `test-${randomUUID()}`, topics: [topic], fromBeginning: true });
+  const admin = client.admin();
+  try {
+    // Side topics (status, dead letters) have one partition, as the gateway creates them.
+    await admin.ensureTopics([{ topic, partitions: 1 }]);
+  } finally {
+    await admin.close();
+  }
   const seen: ConsumedRecord[] = [];
-  await consumer.start((batch) => {
+  const consumer = await startConsumer(client, topic, (batch) => {
     seen.push(...batch);
   });
   return { records: () => [...seen], close: () => consumer.close() };

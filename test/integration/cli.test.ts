@@ -69,7 +69,7 @@ describe('reefer-gateway and reefer-sim commands', () => {
     const dir = tempDir();
     const topic = `cli-${randomUUID().slice(0, 8)}`;
     const file = join(dir, 'gateway.yaml');
-    writeFileSync(file, `gatewayId: from-file\nmqtt:\n  host: 127.0.0.1\n  port: 0\nkafka:\n  brokers: ["${bootstrap}"]\n`);
+    writeFileSync(file, `gatewayId: from-file\nmqtt:\n  host: 127.0.0.1\n  port: 0\n  auth:\n    allowAnonymous: true\nhttp:\n  host: 127.0.0.1\n  port: 0\nkafka:\n  brokers: ["${bootstrap}"]\n`);
     const reader = await readTopic(bootstrap, topic);
     try {
       const gateway = cli('gateway/cli.ts', ['--config', file, '--gateway-id', 'from-flag', '--data-dir', join(dir, 'data'), '--topic', topic]);

@@ -90,7 +90,8 @@ describe('exactly once across a crash', () => {
       file: {
         gatewayId,
         dataDir,
-        mqtt: { host: '127.0.0.1', port: 0 },
+        mqtt: { host: '127.0.0.1', port: 0, auth: { allowAnonymous: true } },
+        http: { host: '127.0.0.1', port: 0 },
         kafka: { brokers: [bootstrap], topic, requestTimeoutMs: 5000 },
         log: { level: process.env.REEFER_TEST_LOG ?? 'silent' },
       },

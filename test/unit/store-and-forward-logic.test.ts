@@ -61,6 +61,10 @@ describe('progress marker', () => {
     expect(text).toBe('3f2c-epoch:1-500,9001-9100');
     expect(decodeMarker(text)).toEqual({ epoch: '3f2c-epoch', ranges: [[1, 500], [9001, 9100]] });
   });
+  it('round-trips a committed dead-letter range beside the reading ranges, or alone', () => {
+    expect(decodeMarker(encodeMarker('e', [[1, 2]], [17, 20]))).toEqual({ epoch: 'e', ranges: [[1, 2]], deadLetters: [17, 20] });
+    expect(decodeMarker(encodeMarker('e', [], [3, 3]))).toEqual({ epoch: 'e', ranges: [], deadLetters: [3, 3] });
+  });
   it('rejects marker text it did not write', () => {
     expect(decodeMarker('')).toBeNull();
     expect(decodeMarker('epoch:1-x')).toBeNull();
