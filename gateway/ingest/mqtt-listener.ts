@@ -232,6 +232,8 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
   let plainPort = 0;
   let tlsPort = 0;
   let clients = 0;
+  /** Per client, settles once its last held publish was handed on. */
+  const gates = new WeakMap<Client, Promise<void>>();
   let closing: Promise<void> | undefined;
 
   /** Counts a refusal and logs it, at most once a second per reason. Never given a password. */
@@ -300,19 +302,32 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
       callback(new Error('rate-limited'));
       return;
     }
-    if (decision.waitMs === 0) {
+    const waiting = gates.get(client);
+    if (decision.waitMs === 0 && !waiting) {
       take(client, packet, callback);
       return;
     }
-    throttled += 1;
+    if (decision.waitMs > 0) throttled += 1;
+    const dueMs = now() + decision.waitMs;
     // aedes reads no more from this client until its packets are settled: holding one back slows
-    // the device down through TCP, without buffering what it sends meanwhile.
-    const timer = setTimeout(() => {
-      held.delete(timer);
-      if (client.closed) callback(new Error('connection closed'));
-      else take(client, packet, callback);
-    }, decision.waitMs);
-    held.set(timer, callback);
+    // the device down through TCP, without buffering what it sends meanwhile. A publish never
+    // overtakes one held before it, or a container's readings would reach Kafka out of order.
+    const gate = (waiting ?? Promise.resolve()).then(
+      () =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            held.delete(timer);
+            resolve();
+            if (client.closed) callback(new Error('connection closed'));
+            else take(client, packet, callback);
+          }, Math.max(0, dueMs - now()));
+          held.set(timer, callback);
+        }),
+    );
+    gates.set(client, gate);
+    void gate.then(() => {
+      if (gates.get(client) === gate) gates.delete(client);
+    });
   }
 
   function take(client: Client, packet: PublishPacket, callback: (error?: Error | null) => void): void {
@@ -389,8 +404,14 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
 
       const b = await Aedes.createBroker({ authenticate, authorizePublish, authorizeSubscribe });
       broker = b;
-      b.on('client', () => deps.onClientCountChange?.(++clients));
-      b.on('clientDisconnect', () => deps.onClientCountChange?.(--clients));
+      b.on('client', () => {
+        clients += 1;
+        deps.onClientCountChange?.(clients);
+      });
+      b.on('clientDisconnect', () => {
+        clients -= 1;
+        deps.onClientCountChange?.(clients);
+      });
       b.on('clientError', (client, error) => {
         // aedes refuses topics past its own ceiling of 100 levels before asking authorizePublish.
         if (error.message === 'topic has too many levels') refuse('topic-too-deep', whoIs(client));
