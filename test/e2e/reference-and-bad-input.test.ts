@@ -3,6 +3,7 @@ import { connectDevice } from '../../device-sim/mqtt-transport.js';
 import { encodeReadingSingleObject } from '../../schemas/avro.js';
 import { startTestGateway, type GatewayUnderTest } from '../harness/gateway-under-test.js';
 import { readRawTopic, readTopic, type TopicReader } from '../harness/topic-reader.js';
+import { REFERENCE_READING, REFERENCE_TUPLE } from '../harness/reference-reading.js';
 
 const bootstrap = inject('kafkaBootstrap');
 const cleanups: (() => Promise<void>)[] = [];
@@ -18,30 +19,8 @@ async function setup(): Promise<{ gw: GatewayUnderTest; reader: TopicReader }> {
   return { gw, reader };
 }
 
-const REFERENCE_TUPLE = "('C01', '2020-01-15 17:59:45', 'P05', 5.02, 5.0, 20.5, 2.6, 0, 1, 5, 21.5, 75.9, 39.8, 4.7, True, True, True, '37.82', '-122.32', 0)";
 
-const EXPECTED_C01 = {
-  container_id: 'C01',
-  measurement_time: Date.UTC(2020, 0, 15, 17, 59, 45),
-  product_id: 'P05',
-  temperature: 5.02,
-  target_temperature: 5,
-  ambient_temperature: 20.5,
-  kilowatts: 2.6,
-  time_door_open: 0,
-  content_type: 1,
-  defrost_cycle: 5,
-  oxygen_level: 21.5,
-  nitrogen_level: 75.9,
-  humidity_level: 39.8,
-  carbon_dioxide_level: 4.7,
-  fan_1: true,
-  fan_2: true,
-  fan_3: true,
-  latitude: 37.82,
-  longitude: -122.32,
-  maintenance_required: false,
-};
+const EXPECTED_C01 = { ...REFERENCE_READING };
 
 describe('reference payloads', () => {
   it('turns the reference envelope with a tuple string and with an object payload into canonical records', async () => {

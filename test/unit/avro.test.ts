@@ -18,29 +18,9 @@ import {
 } from '../../schemas/avro.js';
 import { crc64Avro } from '../../schemas/fingerprint.js';
 import { REFERENCE_COLUMNS, type ReeferReading, type ReeferTelemetry } from '../../schemas/reefer-reading.js';
+import { REFERENCE_READING } from '../harness/reference-reading.js';
 
-const reading: ReeferReading = {
-  container_id: 'C01',
-  measurement_time: Date.UTC(2020, 0, 15, 17, 59, 45),
-  product_id: 'P05',
-  temperature: 5.02,
-  target_temperature: 5,
-  ambient_temperature: 20.5,
-  kilowatts: 2.6,
-  time_door_open: 0,
-  content_type: 1,
-  defrost_cycle: 5,
-  oxygen_level: 21.5,
-  nitrogen_level: 75.9,
-  humidity_level: 39.8,
-  carbon_dioxide_level: 4.7,
-  fan_1: true,
-  fan_2: true,
-  fan_3: true,
-  latitude: 37.82,
-  longitude: -122.32,
-  maintenance_required: false,
-};
+const reading: ReeferReading = { ...REFERENCE_READING };
 
 const sparseReading: ReeferReading = {
   ...reading,
