@@ -93,6 +93,31 @@ const kafkaSasl = z
   })
   .strict();
 
+/** The URL is logged and keys the schema id cache, so credentials have no place in it. */
+function isRegistryUrl(raw: string): boolean {
+  try {
+    const url = new URL(raw);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === '' && url.search === '' && url.hash === '';
+  } catch {
+    return false;
+  }
+}
+
+const schemaRegistry = z
+  .object({
+    url: z
+      .string()
+      .refine(isRegistryUrl, 'expected an http:// or https:// URL without credentials or query')
+      .describe('Required: base URL of the Confluent-compatible API, e.g. http://registry:8081 (Confluent) or http://registry:8080/apis/ccompat/v7 (Apicurio).'),
+    subject: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Subject ReeferTelemetry is registered under; `<kafka.topic>-value` when absent.'),
+    requestTimeoutMs: z.number().int().min(100).max(120000).default(5000).describe('Time allowed for one registry request; a hung registry counts as unreachable.'),
+  })
+  .strict();
+
 const upstreamBroker = z
   .object({
     url: z
@@ -315,6 +340,9 @@ export const configSchema = z
         partitions: z.number().int().min(1).max(10000).default(3).describe('Partitions of a topic the gateway creates.'),
         tls: kafkaTls.optional().describe('TLS to the brokers; plain TCP when absent. See docs/security.md.'),
         sasl: kafkaSasl.optional().describe('SASL authentication to the brokers; none when absent.'),
+        schemaRegistry: schemaRegistry
+          .optional()
+          .describe('Frame record values in the Confluent wire format with the id a schema registry gives ReeferTelemetry, cached in the outbox; Avro single-object encoding when absent. See schemas/README.md.'),
       })
       .strict()
       .superRefine((kafka, ctx) => {

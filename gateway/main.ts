@@ -4,8 +4,12 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { createConfluentTelemetry, valueSubject } from '../cloud-bridge/confluent-telemetry.js';
 import { createKafkaClient } from '../cloud-bridge/kafka-client.js';
-import { frameTelemetryBody } from '../schemas/avro.js';
+import { createSchemaRegistryClient } from '../cloud-bridge/schema-registry.js';
+import { frameTelemetryBody, TELEMETRY_WRITER_VERSION } from '../schemas/avro.js';
+import { frameConfluent } from '../schemas/confluent-framing.js';
+import type { OutboxRow } from './outbox/sqlite-outbox.js';
 import { defaultUpstreamClientId, type GatewayConfig } from './config.js';
 import { createMqttListener, type MqttSecurityStatus } from './ingest/mqtt-listener.js';
 import { createSerialPort, type SerialPortStatus } from './ingest/serial-port.js';
@@ -176,6 +180,19 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
     tls: config.kafka.tls,
     sasl: config.kafka.sasl,
   });
+  const registryConfig = config.kafka.schemaRegistry;
+  const registry = registryConfig
+    ? createSchemaRegistryClient({ url: registryConfig.url, requestTimeoutMs: registryConfig.requestTimeoutMs }, { cache: outbox.schemaIds(), logger })
+    : undefined;
+  const confluent = registry
+    ? createConfluentTelemetry({ subject: registryConfig?.subject ?? valueSubject(config.kafka.topic) }, { registry })
+    : undefined;
+  // Stored rows are Avro bodies of the writer version; only the framing in front of them differs.
+  let schemaId: number | undefined;
+  function frameConfluentRow(row: OutboxRow): Buffer {
+    if (schemaId === undefined) throw new Error('framing before the uplink prepared the schema id');
+    return frameConfluent(schemaId, row.value);
+  }
   const uplink = createUplink(
     {
       topic: config.kafka.topic,
@@ -203,7 +220,12 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
           transactionTimeoutMs: config.uplink.transactionTimeoutMs,
         }),
       admin: kafka.admin(),
-      frame: (row) => frameTelemetryBody(row.value),
+      frame: confluent ? frameConfluentRow : (row) => frameTelemetryBody(row.value),
+      prepare: confluent
+        ? async () => {
+            schemaId = await confluent.schemaId(TELEMETRY_WRITER_VERSION);
+          }
+        : undefined,
       statusReport: () => statusReport(),
       now: Date.now,
       logger,
@@ -347,6 +369,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
         queue.close();
         // Lets the transaction in flight commit (bounded by uplink.closeTimeoutMs); the rest waits for the restart.
         await uplink.close();
+        await registry?.close();
         outbox.close();
         logger.info('gateway stopped');
       })();
@@ -359,6 +382,6 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
     await gateway.close();
     throw error;
   }
-  logger.info({ mqttPort: mqtt.port(), httpPort: http?.port() ?? 0, kafka: config.kafka.brokers, topic: config.kafka.topic, dataDir: config.dataDir }, 'gateway started');
+  logger.info({ mqttPort: mqtt.port(), httpPort: http?.port() ?? 0, kafka: config.kafka.brokers, topic: config.kafka.topic, schemaRegistry: registryConfig?.url, dataDir: config.dataDir }, 'gateway started');
   return gateway;
 }

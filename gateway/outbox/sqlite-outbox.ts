@@ -2,12 +2,14 @@
  * The outbox: the only file that imports better-sqlite3. Readings wait here, durable, from the
  * moment a device is acknowledged until Kafka has acknowledged them. Beside them: rejected input
  * (dead letters), the readings already seen (so a resent reading is not stored twice), and the loss
- * ledger (every reading dropped, expired or rejected, per container and reason).
+ * ledger (every reading dropped, expired or rejected, per container and reason), and the schema ids
+ * a registry handed out.
  */
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { SchemaIdCache } from '../../cloud-bridge/schema-id-cache.js';
 
 /**
  * `full`: the WAL is fsynced at every commit, so a committed reading survives a power cut.
@@ -117,6 +119,8 @@ export interface Outbox {
   /** Deletes dead letters Kafka has acknowledged. */
   removeDeadLetters(range: SeqRange): void;
   deadLetterCount(): number;
+  /** Schema ids learned from a registry, kept here so framing goes on while the registry is unreachable. */
+  schemaIds(): SchemaIdCache;
   /** Frees pages left by deleted rows and truncates the write-ahead log. */
   checkpoint(): void;
   close(): void;
@@ -174,6 +178,13 @@ export function openOutbox(options: OutboxOptions): Outbox {
       payload BLOB NOT NULL
     );
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS schema_id (
+      registry_url TEXT NOT NULL,
+      subject TEXT NOT NULL,
+      fingerprint TEXT NOT NULL,
+      id INTEGER NOT NULL,
+      PRIMARY KEY (registry_url, subject, fingerprint)
+    ) WITHOUT ROWID;
   `);
 
   const getMeta = db.prepare<[string], { value: unknown }>('SELECT value FROM meta WHERE key = ?');
@@ -231,6 +242,22 @@ export function openOutbox(options: OutboxOptions): Outbox {
   const deleteDeadRange = db.prepare('DELETE FROM dead_letter WHERE id >= ? AND id <= ?');
   const trimDead = db.prepare('DELETE FROM dead_letter WHERE id <= (SELECT max(id) FROM dead_letter) - ?');
   const maxDeadLetters = options.maxDeadLetters ?? 10_000;
+  const selectSchemaId = db.prepare<[string, string, string], { id: number }>(
+    'SELECT id FROM schema_id WHERE registry_url = ? AND subject = ? AND fingerprint = ?',
+  );
+  const upsertSchemaId = db.prepare(
+    'INSERT INTO schema_id (registry_url, subject, fingerprint, id) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET id = excluded.id',
+  );
+  const schemaIds: SchemaIdCache = {
+    get: (key) => selectSchemaId.get(key.registryUrl, key.subject, key.fingerprint)?.id,
+    put(key, id) {
+      if (selectSchemaId.get(key.registryUrl, key.subject, key.fingerprint)?.id === id) return;
+      upsertSchemaId.run(key.registryUrl, key.subject, key.fingerprint, id);
+      // With synchronous = NORMAL a commit reaches the disk only at a checkpoint; the port promises
+      // an id that survives a power cut, and a gateway learns only a handful in its life.
+      if (options.sync === 'normal') db.pragma('wal_checkpoint(PASSIVE)');
+    },
+  };
 
   const totals = selectTotals.get();
   let count = totals?.count ?? 0;
@@ -402,6 +429,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     deadLetterCount() {
       return countDead.get()?.n ?? 0;
     },
+    schemaIds: () => schemaIds,
     checkpoint() {
       db.pragma('wal_checkpoint(TRUNCATE)');
     },

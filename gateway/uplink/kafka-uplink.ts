@@ -56,6 +56,12 @@ export interface UplinkDeps {
   admin: KafkaAdminPort;
   /** Turns a stored row into the Kafka record value (framing). */
   frame(row: OutboxRow): Buffer;
+  /**
+   * Readies `frame` before anything is sent after a (re)start or failure: with a schema registry, the
+   * schema id. While it rejects, nothing is sent and the uplink is down, retried with its backoff;
+   * sending in another framing instead would mix framings within one topic.
+   */
+  prepare?(): Promise<void>;
   /** The gateway's status and loss ledger, sent to the status topic. */
   statusReport(): unknown;
   logger: Logger;
@@ -228,7 +234,7 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
     if (old) void old.close().catch(() => undefined);
   }
 
-  async function failed(error: unknown): Promise<void> {
+  async function failed(error: unknown, message = 'Kafka unavailable; readings stay in the outbox'): Promise<void> {
     deps.onError?.(error);
     needsRecovery = true;
     inFlight = [];
@@ -238,7 +244,7 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
       return;
     }
     setState('down');
-    log.warn({ err: error instanceof Error ? error.message : String(error), retryInMs: backoffMs }, 'Kafka unavailable; readings stay in the outbox');
+    log.warn({ err: error instanceof Error ? error.message : String(error), retryInMs: backoffMs }, message);
     // Jitter keeps a fleet of gateways from reconnecting in step after a shared outage.
     await sleep(backoffMs / 2 + Math.random() * (backoffMs / 2));
     backoffMs = Math.min(options.maxBackoffMs, backoffMs * 2);
@@ -286,6 +292,16 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
   async function run(): Promise<void> {
     while (running) {
       if (needsRecovery) {
+        if (deps.prepare) {
+          try {
+            await deps.prepare();
+          } catch (error) {
+            if (abandoned) return;
+            await failed(error, 'no schema id for the record values (registry unreachable or refusing, none cached); readings stay in the outbox');
+            continue;
+          }
+          if (abandoned || !running) return;
+        }
         try {
           await recover();
         } catch (error) {
