@@ -3,11 +3,11 @@
  * `reefer-gateway`: reads the configuration (file < environment < flags), starts the gateway and
  * stops it cleanly on SIGINT/SIGTERM.
  */
-import { readFileSync, realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { CONFIG_FLAGS, ConfigError, resolveConfig, type ConfigFlag, type GatewayConfig } from './config.js';
+import { isEntryPoint } from './entry-point.js';
 import { runHashPassword } from './hash-password.js';
 import { startGateway, type Gateway } from './main.js';
 import { createLogger } from './ops/logger.js';
@@ -114,17 +114,7 @@ async function main(): Promise<void> {
   await starting;
 }
 
-function isEntryPoint(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (isEntryPoint(import.meta.url)) {
   main().catch((error: unknown) => {
     process.stderr.write(`reefer-gateway: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exit(1);

@@ -2,9 +2,9 @@
  * Renders the configuration reference (docs/configuration.md) from the declaration that validates
  * the configuration, so the two cannot drift apart. `npm run docs` rewrites the file; a test checks it.
  */
-import { writeFileSync, realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import { writeFileSync } from 'node:fs';
 import { CONFIG_FLAGS, describeConfig } from './config.js';
+import { isEntryPoint } from './entry-point.js';
 
 export function renderConfigReference(): string {
   const flagByKey = new Map<string, string>(Object.entries(CONFIG_FLAGS).map(([flag, spec]) => [spec.key, flag]));
@@ -32,17 +32,7 @@ export function renderConfigReference(): string {
   return lines.join('\n');
 }
 
-function isEntryPoint(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (isEntryPoint(import.meta.url)) {
   const target = process.argv[2] ?? 'docs/configuration.md';
   writeFileSync(target, renderConfigReference());
   process.stdout.write(`wrote ${target}\n`);
