@@ -11,31 +11,11 @@ import {
   type LineResult,
 } from '../../gateway/pipeline/serial-framers.js';
 import type { ReeferReading } from '../../schemas/reefer-reading.js';
+import { REFERENCE_READING } from '../harness/reference-reading.js';
 
 const ctx: DecodeContext = { timeZone: 'UTC', nowMs: Date.UTC(2020, 0, 16, 12), maxPayloadBytes: 4096 };
 
-const EXPECTED: ReeferReading = {
-  container_id: 'C01',
-  measurement_time: Date.UTC(2020, 0, 15, 17, 59, 45),
-  product_id: 'P05',
-  temperature: 5.02,
-  target_temperature: 5,
-  ambient_temperature: 20.5,
-  kilowatts: 2.6,
-  time_door_open: 0,
-  content_type: 1,
-  defrost_cycle: 5,
-  oxygen_level: 21.5,
-  nitrogen_level: 75.9,
-  humidity_level: 39.8,
-  carbon_dioxide_level: 4.7,
-  fan_1: true,
-  fan_2: true,
-  fan_3: true,
-  latitude: 37.82,
-  longitude: -122.32,
-  maintenance_required: false,
-};
+const EXPECTED: ReeferReading = { ...REFERENCE_READING };
 
 const REFERENCE_ROW = 'C01,2020-01-15 17:59:45,P05,5.02,5.0,20.5,2.6,0,1,5,21.5,75.9,39.8,4.7,True,True,True,37.82,-122.32,0';
 // The documented example (docs/serial.md); its checksum was worked out independently of this code.
