@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { CONFIG_FLAGS, ConfigError, resolveConfig, type ConfigFlag, type GatewayConfig } from './config.js';
-import { isEntryPoint } from './entry-point.js';
+import { isEntryPoint } from '../cloud-bridge/entry-point.js';
 import { runHashPassword } from './hash-password.js';
 import { startGateway, type Gateway } from './main.js';
 import { createLogger } from './ops/logger.js';

@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { CONFIG_FLAGS, describeConfig } from './config.js';
-import { isEntryPoint } from './entry-point.js';
+import { isEntryPoint } from '../cloud-bridge/entry-point.js';
 
 export function renderConfigReference(): string {
   const flagByKey = new Map<string, string>(Object.entries(CONFIG_FLAGS).map(([flag, spec]) => [spec.key, flag]));

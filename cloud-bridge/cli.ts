@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+/**
+ * `reefer-bridge`: the cloud side's services, one subcommand each (the MQTT uplink bridge, the
+ * analytics and the actions consumers). Each subcommand parses its own flags and prints its own help.
+ */
+import { isEntryPoint } from './entry-point.js';
+import type { BridgeSubcommand, SubcommandIo } from './subcommand.js';
+
+export const SUBCOMMANDS: Readonly<Record<string, BridgeSubcommand>> = {};
+
+export function bridgeUsage(): string {
+  const width = Math.max(10, ...Object.keys(SUBCOMMANDS).map((name) => name.length + 2));
+  return `Usage: reefer-bridge <command> [flags]   (reefer-bridge <command> --help for its flags)
+
+The cloud side of reefer-edge: services between the Kafka backbone and the gateways.
+
+Commands:
+${Object.entries(SUBCOMMANDS)
+  .map(([name, sub]) => `  ${name.padEnd(width)}${sub.summary}`)
+  .join('\n')}
+`;
+}
+
+export async function runBridgeCli(argv: readonly string[], io: SubcommandIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    (name === undefined ? io.stderr : io.stdout).write(bridgeUsage());
+    return name === undefined ? 2 : 0;
+  }
+  const sub = SUBCOMMANDS[name];
+  if (!sub) {
+    io.stderr.write(`reefer-bridge: unknown command "${name}"\n\n${bridgeUsage()}`);
+    return 2;
+  }
+  return sub.run(rest, io);
+}
+
+if (isEntryPoint(import.meta.url)) {
+  const stopRequested = new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  runBridgeCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, stopRequested }).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`reefer-bridge: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
