@@ -1,118 +1,656 @@
 /**
- * `npm run bench`: store-and-forward figures against a real Kafka broker on this machine.
- *  - durable ingest: MQTT QoS 1 readings acknowledged per second, each committed to the outbox
- *    (sync=full) before its PUBACK, while the uplink drains to Kafka;
- *  - backlog drain: readings per second delivered to Kafka (transactions, exactly once) after an
- *    outage left a backlog in the outbox;
- *  - outbox bytes per reading on disk.
- * Prints a table and writes bench-results.json. Options: --readings N (default 100000).
+ * `npm run bench`: the whole pipeline against a real Kafka broker, beside the raw limits of each stage
+ * measured alone on the same machine. Prints a table and writes bench-results/bench.json.
+ *
+ * The gateway runs in a child process (bench-gateway.ts) and the MQTT devices in another
+ * (bench-load.ts), so the gateway's CPU time and memory are its own. The Kafka broker is a JVM child.
+ *
+ *   npm run bench                                   # everything, ~4 minutes on 2 cores
+ *   npm run bench -- --only stages,e2e              # parts: stages, e2e, latency, memory, drain
+ *   npm run bench -- --readings 100000              # readings per throughput phase (default 200000)
+ *   npm run bench -- --gateway-config '{"outbox":{"maxBatch":2000}}'   # override gateway settings
+ *   npm run bench -- --gateway-flags=--cpu-prof     # node flags for the gateway process (profiles land in bench-results/)
+ *
+ * Figures:
+ *  - e2e: MQTT QoS 1 in, each reading durable in the outbox (sync=full) before its PUBACK, sent to Kafka
+ *    in exactly-once transactions and deleted from the outbox after the commit; readings per second from
+ *    the first publish until the last reading is committed in Kafka. Also the gateway's CPU time per
+ *    reading (process.cpuUsage of the gateway process).
+ *  - latency: a paced offered load (5,000 readings/s); each reading carries its publish time as its
+ *    measurement time and a read_committed consumer takes the time it sees the record, so the figure is
+ *    publish → committed in Kafka and visible to consumers (an upper bound of publish → commit: it
+ *    includes the consumer's fetch wait). publish → PUBACK is given beside it.
+ *  - memory: gateway resident set size with 2,000 devices connected and publishing 2,000 readings/s.
+ *  - drain: Kafka stopped, readings buffered, outbox bytes per reading on disk; Kafka started again,
+ *    the backlog's drain rate, and bytes per reading on the uplink (Kafka's log segments, compressed).
+ *  - stages: MQTT listener (aedes) QoS 1 publish rate with a sink that does nothing, pipeline decode and
+ *    validate, Avro encode, outbox batched insert, Kafka transactional producer, each alone.
  */
-import { mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createFleet } from '../../device-sim/fleet.js';
+import { createKafkaClient } from '../../cloud-bridge/kafka-client.js';
 import { resolveConfig } from '../../gateway/config.js';
-import { startGateway, type Gateway } from '../../gateway/main.js';
+import { createMqttListener } from '../../gateway/ingest/mqtt-listener.js';
 import { createLogger } from '../../gateway/ops/logger.js';
-import { KAFKA_VERSION, startKafkaBroker } from '../harness/kafka-broker.js';
+import { openOutbox } from '../../gateway/outbox/sqlite-outbox.js';
+import { decodeReading } from '../../gateway/pipeline/decode-reading.js';
+import { decodeSingleObject, encodeTelemetry } from '../../schemas/avro.js';
+import type { ReeferTelemetry } from '../../schemas/reefer-reading.js';
+import { KAFKA_VERSION, startKafkaBroker, type KafkaBroker } from '../harness/kafka-broker.js';
+import type { GatewaySample } from './bench-gateway.js';
+import type { LoadJob, LoadResult } from './bench-load.js';
 
-const { values } = parseArgs({ options: { readings: { type: 'string' } } });
-const READINGS = Number(values.readings ?? 100_000);
-const DEVICES = 50;
+const PARTS = ['stages', 'e2e', 'latency', 'memory', 'drain'] as const;
+type Part = (typeof PARTS)[number];
+
+const { values: args } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    readings: { type: 'string' },
+    out: { type: 'string' },
+    'gateway-config': { type: 'string' },
+    'gateway-flags': { type: 'string' },
+    'latency-rate': { type: 'string' },
+    'latency-seconds': { type: 'string' },
+    devices: { type: 'string' },
+  },
+});
+const only = new Set<Part>(args.only ? (args.only.split(',') as Part[]) : PARTS);
+for (const part of only) if (!PARTS.includes(part)) throw new Error(`--only ${part}: expected some of ${PARTS.join(', ')}`);
+const READINGS = Number(args.readings ?? 200_000);
+const OUT = resolve(args.out ?? 'bench-results/bench.json');
+const GATEWAY_OVERRIDES = JSON.parse(args['gateway-config'] ?? '{}') as Record<string, unknown>;
+const GATEWAY_FLAGS = (args['gateway-flags'] ?? '').split(' ').filter((f) => f !== '');
+const LATENCY_RATE = Number(args['latency-rate'] ?? 5000);
+const LATENCY_SECONDS = Number(args['latency-seconds'] ?? 20);
+const MEMORY_DEVICES = Number(args.devices ?? 2000);
+/** Devices and unacknowledged publishes per device for the flat-out phases. */
+const FLAT_DEVICES = 100;
+const FLAT_IN_FLIGHT = 20;
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const log = (text: string) => process.stderr.write(`bench: ${text}\n`);
+const round = (n: number, digits = 0) => Math.round(n * 10 ** digits) / 10 ** digits;
+const MB = 1024 * 1024;
+
+function quantile(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
+        ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string, pollMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+/** A forked child speaking request/answer over IPC; answers are taken in order by type. */
+function childChannel(child: ChildProcess) {
+  const waiting = new Map<string, ((m: Record<string, unknown>) => void)[]>();
+  const early = new Map<string, Record<string, unknown>[]>();
+  let failure: Error | undefined;
+  child.on('message', (raw) => {
+    const m = raw as Record<string, unknown> & { type: string };
+    if (m.type === 'error') {
+      failure = new Error(`child: ${String(m.message)}`);
+      for (const list of waiting.values()) for (const w of list) w(m);
+      return;
+    }
+    const list = waiting.get(m.type);
+    const w = list?.shift();
+    if (w) w(m);
+    else early.set(m.type, [...(early.get(m.type) ?? []), m]);
+  });
+  return {
+    next<T>(type: string, timeoutMs = 600_000): Promise<T> {
+      if (failure) return Promise.reject(failure);
+      const queued = early.get(type)?.shift();
+      if (queued) return Promise.resolve(queued as T);
+      return new Promise<T>((resolveNext, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ${type} from child in ${timeoutMs} ms`)), timeoutMs);
+        waiting.set(type, [
+          ...(waiting.get(type) ?? []),
+          (m) => {
+            clearTimeout(timer);
+            if (m.type === 'error') reject(failure);
+            else resolveNext(m as T);
+          },
+        ]);
+      });
+    },
+    send(message: unknown) {
+      child.send(message as never);
+    },
+  };
+}
+
+interface GatewayChild {
+  mqttUrl: string;
+  dataDir: string;
+  topic: string;
+  sample(): Promise<GatewaySample>;
+  close(): Promise<void>;
+}
+
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+async function startGatewayChild(broker: KafkaBroker, name: string): Promise<GatewayChild> {
+  const dataDir = mkdtempSync(join(tmpdir(), `reefer-bench-${name}-`));
+  const topic = `bench-${name}-${Date.now()}`;
+  const config = deepMerge(
+    {
+      gatewayId: `bench-${name}`,
+      dataDir,
+      // Flat-out phases must not be held back by the per-device rate limit.
+      mqtt: { host: '127.0.0.1', port: 0, auth: { allowAnonymous: true }, limits: { readingsPerSecond: 0 } },
+      http: { enabled: false },
+      kafka: { brokers: [broker.bootstrap], topic },
+      log: { level: 'error' },
+    },
+    GATEWAY_OVERRIDES,
+  );
+  const flags = GATEWAY_FLAGS.map((f) => (f === '--cpu-prof' ? `--cpu-prof-dir=${join(resolve(OUT, '..'), 'profiles')}` : f));
+  if (GATEWAY_FLAGS.includes('--cpu-prof')) flags.push('--cpu-prof');
+  const child = fork(join(here, 'bench-gateway.js'), [], { execArgv: flags, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  const channel = childChannel(child);
+  channel.send({ type: 'start', config });
+  const { mqttPort } = await channel.next<{ mqttPort: number }>('ready', 60_000);
+  const g: GatewayChild = {
+    mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+    dataDir,
+    topic,
+    async sample() {
+      channel.send({ type: 'sample' });
+      return channel.next<GatewaySample>('sample');
+    },
+    async close() {
+      channel.send({ type: 'close' });
+      await channel.next('closed', 60_000).catch(() => undefined);
+      await new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
+      children.delete(child);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  await waitFor(async () => (await g.sample()).uplink === 'up', 60_000, 'the gateway uplink to come up', 200);
+  return g;
+}
+
+interface LoadChild {
+  connected: Promise<unknown>;
+  done: Promise<LoadResult>;
+  close(): Promise<void>;
+}
+
+function startLoad(job: LoadJob): LoadChild {
+  const child = fork(join(here, 'bench-load.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  const channel = childChannel(child);
+  channel.send({ type: 'run', job });
+  return {
+    connected: channel.next('connected'),
+    done: channel.next<{ result: LoadResult }>('done').then((m) => m.result),
+    async close() {
+      channel.send({ type: 'close' });
+      await new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
+      children.delete(child);
+    },
+  };
+}
+
+function flatJob(url: string, prefix: string, total: number, startTimeMs: number): LoadJob {
+  return {
+    url,
+    devices: FLAT_DEVICES,
+    prefix,
+    total,
+    ratePerSecond: 0,
+    inFlightPerDevice: FLAT_IN_FLIGHT,
+    startTimeMs,
+    intervalMs: 1000,
+    wallClockTimes: false,
+    connectSpreadMs: 200,
+  };
+}
+
+function timeRate(n: number, fn: () => void): number {
+  fn(); // warm up
+  const start = performance.now();
+  for (let i = 0; i < n; i++) fn();
+  return n / ((performance.now() - start) / 1000);
+}
+
+const SAMPLE_TELEMETRY: ReeferTelemetry = {
+  container_id: 'B0001',
+  measurement_time: Date.UTC(2026, 0, 15, 17, 59, 45),
+  product_id: 'P05',
+  temperature: 5.02,
+  target_temperature: 5,
+  ambient_temperature: 20.5,
+  kilowatts: 2.6,
+  time_door_open: 0,
+  content_type: 1,
+  defrost_cycle: 5,
+  oxygen_level: 21.5,
+  nitrogen_level: 75.9,
+  humidity_level: 39.8,
+  carbon_dioxide_level: 4.7,
+  fan_1: true,
+  fan_2: true,
+  fan_3: true,
+  latitude: 37.82,
+  longitude: -122.32,
+  maintenance_required: false,
+  gateway_id: 'bench',
+  seq: 123456,
+  transport: 'mqtt',
+  received_time: Date.UTC(2026, 0, 15, 17, 59, 46),
+};
+
+async function stages(broker: KafkaBroker): Promise<Record<string, number>> {
+  const defaults = resolveConfig({ file: {} });
+  const out: Record<string, number> = {};
+
+  // Avro encode and pipeline decode+validate: pure CPU, in this process.
+  out.avroEncodePerSecond = round(timeRate(200_000, () => encodeTelemetry(SAMPLE_TELEMETRY)));
+  const payload = Buffer.from(
+    '{"container_id":"B0001","product_id":"P05","target_temperature":5,"ambient_temperature":20.5,"kilowatts":2.6,"time_door_open":0,"content_type":1,"defrost_cycle":5,"oxygen_level":21.5,"nitrogen_level":75.9,"humidity_level":39.8,"carbon_dioxide_level":4.7,"fan_1":true,"fan_2":true,"fan_3":true,"latitude":37.82,"longitude":-122.32,"maintenance_required":0,"measurement_time":1768499985000,"temperature":5.02}',
+  );
+  const ctx = { topicContainerId: 'B0001', timeZone: 'UTC', nowMs: Date.now(), maxPayloadBytes: 65536 };
+  out.decodeValidatePerSecond = round(timeRate(200_000, () => decodeReading(payload, ctx)));
+  log(`stage avro encode ${out.avroEncodePerSecond}/s, decode+validate ${out.decodeValidatePerSecond}/s`);
+
+  // Outbox: batched inserts of one commit group each, as the commit queue makes them, fsync per commit.
+  const dir = mkdtempSync(join(tmpdir(), 'reefer-bench-outbox-'));
+  try {
+    const outbox = openOutbox({ path: join(dir, 'outbox.db'), sync: defaults.outbox.sync });
+    const value = encodeTelemetry(SAMPLE_TELEMETRY);
+    const batch = defaults.outbox.maxBatch;
+    const n = READINGS;
+    const base = Date.UTC(2026, 0, 1);
+    const start = performance.now();
+    for (let i = 0; i < n; i += batch) {
+      const rows = [];
+      for (let j = i; j < Math.min(n, i + batch); j++) {
+        rows.push({ containerId: `B${String(j % 1000).padStart(4, '0')}`, measurementMs: base + j, receivedMs: base + j, lane: 'routine' as const, encode: () => value });
+      }
+      outbox.append(rows, []);
+    }
+    out.outboxInsertPerSecond = round(n / ((performance.now() - start) / 1000));
+    outbox.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  log(`stage outbox insert (batches of ${defaults.outbox.maxBatch}, sync=${defaults.outbox.sync}) ${out.outboxInsertPerSecond}/s`);
+
+  // Kafka: the transactional producer as the uplink drives it (batch, compression, marker per commit).
+  const kafka = createKafkaClient({ brokers: [broker.bootstrap], clientId: 'bench-stage' });
+  const admin = kafka.admin();
+  const topic = `bench-stage-${Date.now()}`;
+  await admin.ensureTopics([{ topic, partitions: defaults.kafka.partitions }]);
+  const records = Array.from({ length: defaults.uplink.batchSize }, (_, i) => ({
+    key: `B${String(i % 1000).padStart(4, '0')}`,
+    value: Buffer.concat([Buffer.alloc(10, 0xc3), encodeTelemetry({ ...SAMPLE_TELEMETRY, seq: i })]),
+    headers: { gateway_id: 'bench', seq: String(i), lane: 'routine' },
+    timestampMs: Date.now(),
+  }));
+  const producer = kafka.transactionalProducer({ transactionalId: `bench-stage-${Date.now()}`, compression: defaults.kafka.compression });
+  await producer.connect();
+  const commits = Math.max(1, Math.round(READINGS / records.length));
+  await producer.commit([{ topic, records }]); // warm up
+  let start = performance.now();
+  for (let i = 0; i < commits; i++) {
+    await producer.commit([{ topic, records }], { groupId: 'bench-stage-progress', topic, partition: 0, offset: i, metadata: `x:${i}-${i}` });
+  }
+  out.kafkaTransactionalPerSecond = round((commits * records.length) / ((performance.now() - start) / 1000));
+  await producer.close();
+  const plain = kafka.producer({ idempotent: true, compression: defaults.kafka.compression });
+  await plain.connect();
+  start = performance.now();
+  for (let i = 0; i < commits; i++) await plain.send(topic, records);
+  out.kafkaIdempotentPerSecond = round((commits * records.length) / ((performance.now() - start) / 1000));
+  await plain.close();
+  await admin.close();
+  log(`stage kafka transactional (batches of ${records.length}, ${defaults.kafka.compression}) ${out.kafkaTransactionalPerSecond}/s, idempotent ${out.kafkaIdempotentPerSecond}/s`);
+
+  // MQTT listener (aedes) with a sink that does nothing; the devices are a child process.
+  const listener = createMqttListener(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      auth: { allowAnonymous: true, users: [] },
+      limits: { ...defaults.mqtt.limits, readingsPerSecond: 0 },
+    },
+    { logger: createLogger('error'), onTelemetry: () => Promise.resolve() },
+  );
+  await listener.start();
+  const load = startLoad(flatJob(`mqtt://127.0.0.1:${listener.port()}`, 'S', READINGS, Date.UTC(2026, 0, 1)));
+  const result = await load.done;
+  await load.close();
+  await listener.close();
+  out.mqttQos1PerSecond = result.ackRatePerSecond;
+  log(`stage MQTT QoS 1 (${FLAT_DEVICES} devices × ${FLAT_IN_FLIGHT} in flight) ${out.mqttQos1PerSecond}/s`);
+  return out;
+}
+
+async function e2e(broker: KafkaBroker): Promise<Record<string, number>> {
+  const g = await startGatewayChild(broker, 'e2e');
+  try {
+    const before = await g.sample();
+    const load = startLoad(flatJob(g.mqttUrl, 'E', READINGS, Date.now() - 30 * 86_400_000));
+    await load.connected;
+    const started = performance.now();
+    let last = before;
+    let peakRss = before.rssBytes;
+    let peakBacklog = 0;
+    await waitFor(
+      async () => {
+        last = await g.sample();
+        peakRss = Math.max(peakRss, last.rssBytes);
+        peakBacklog = Math.max(peakBacklog, last.outboxCount);
+        return last.sent - before.sent >= READINGS && last.outboxCount === 0;
+      },
+      600_000,
+      'every reading to be committed in Kafka',
+      100,
+    );
+    const elapsedMs = performance.now() - started;
+    const result = await load.done;
+    await load.close();
+    const cpuMicros = last.cpuUserMicros + last.cpuSystemMicros - before.cpuUserMicros - before.cpuSystemMicros;
+    const out = {
+      readings: READINGS,
+      endToEndPerSecond: round(READINGS / (elapsedMs / 1000)),
+      ingestAckPerSecond: result.ackRatePerSecond,
+      ackP50Ms: result.ackP50Ms,
+      ackP99Ms: result.ackP99Ms,
+      gatewayCpuMicrosPerReading: round(cpuMicros / READINGS, 2),
+      gatewayCpuCores: round(cpuMicros / 1000 / elapsedMs, 2),
+      gatewayPeakRssMb: round(peakRss / MB, 1),
+      peakOutboxBacklog: peakBacklog,
+      publishErrors: result.errors,
+      duplicates: last.duplicates - before.duplicates,
+      rejected: last.rejected - before.rejected,
+    };
+    log(`e2e ${JSON.stringify(out)}`);
+    return out;
+  } finally {
+    await g.close();
+  }
+}
+
+async function latency(broker: KafkaBroker): Promise<Record<string, number>> {
+  const g = await startGatewayChild(broker, 'latency');
+  const kafka = createKafkaClient({ brokers: [broker.bootstrap], clientId: 'bench-reader' });
+  const seen: number[] = [];
+  let firstSeenMs = 0;
+  const consumer = kafka.consumer({ groupId: `bench-reader-${Date.now()}`, topics: [g.topic], fromBeginning: true, maxWaitTimeMs: 5 });
+  try {
+    await consumer.start((records) => {
+      const now = Date.now();
+      if (firstSeenMs === 0) firstSeenMs = now;
+      for (const r of records) {
+        if (!r.value) continue;
+        const decoded = decodeSingleObject(r.value);
+        if (decoded.ok) seen.push(now - decoded.value.measurement_time, decoded.value.measurement_time);
+      }
+    });
+    const total = LATENCY_RATE * LATENCY_SECONDS;
+    const devices = Math.min(MEMORY_DEVICES, Math.max(10, Math.round(LATENCY_RATE / 10)));
+    const before = await g.sample();
+    const load = startLoad({
+      url: g.mqttUrl,
+      devices,
+      prefix: 'L',
+      total,
+      ratePerSecond: LATENCY_RATE,
+      inFlightPerDevice: 10,
+      startTimeMs: 0,
+      intervalMs: 0,
+      wallClockTimes: true,
+      connectSpreadMs: 1000,
+    });
+    const result = await load.done;
+    await load.close();
+    await waitFor(() => seen.length / 2 >= total, 120_000, 'the consumer to see every reading', 100);
+    const after = await g.sample();
+    // The consumer group takes a moment to join: readings published before it fetched are left out.
+    const lat: number[] = [];
+    for (let i = 0; i < seen.length; i += 2) if (seen[i + 1]! >= firstSeenMs + 1000) lat.push(seen[i]!);
+    lat.sort((a, b) => a - b);
+    const cpuMicros = after.cpuUserMicros + after.cpuSystemMicros - before.cpuUserMicros - before.cpuSystemMicros;
+    const out = {
+      offeredPerSecond: LATENCY_RATE,
+      achievedAckPerSecond: result.ackRatePerSecond,
+      readings: total,
+      measured: lat.length,
+      publishToCommittedP50Ms: quantile(lat, 0.5),
+      publishToCommittedP99Ms: quantile(lat, 0.99),
+      publishToCommittedMaxMs: lat.length > 0 ? lat[lat.length - 1]! : 0,
+      publishToAckP50Ms: result.ackP50Ms,
+      publishToAckP99Ms: result.ackP99Ms,
+      gatewayCpuMicrosPerReading: round(cpuMicros / total, 2),
+      gatewayCpuCores: round(cpuMicros / 1000 / result.elapsedMs, 2),
+    };
+    log(`latency ${JSON.stringify(out)}`);
+    return out;
+  } finally {
+    await consumer.close();
+    await g.close();
+  }
+}
+
+async function memory(broker: KafkaBroker): Promise<Record<string, number>> {
+  const g = await startGatewayChild(broker, 'memory');
+  try {
+    const idle = await g.sample();
+    const seconds = 15;
+    const load = startLoad({
+      url: g.mqttUrl,
+      devices: MEMORY_DEVICES,
+      prefix: 'M',
+      total: MEMORY_DEVICES * seconds,
+      ratePerSecond: MEMORY_DEVICES,
+      inFlightPerDevice: 2,
+      startTimeMs: 0,
+      intervalMs: 0,
+      wallClockTimes: true,
+      connectSpreadMs: 10_000,
+    });
+    await load.connected;
+    await waitFor(async () => (await g.sample()).mqttClients >= MEMORY_DEVICES, 60_000, 'every device to connect', 200);
+    const connected = await g.sample();
+    let peak = connected.rssBytes;
+    let peakHeap = connected.heapUsedBytes;
+    let running = true;
+    void load.done.finally(() => (running = false));
+    while (running) {
+      const s = await g.sample();
+      peak = Math.max(peak, s.rssBytes);
+      peakHeap = Math.max(peakHeap, s.heapUsedBytes);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const result = await load.done;
+    const end = await g.sample();
+    await load.close();
+    const out = {
+      devices: MEMORY_DEVICES,
+      readingsPerSecond: MEMORY_DEVICES,
+      rssIdleMb: round(idle.rssBytes / MB, 1),
+      rssConnectedMb: round(connected.rssBytes / MB, 1),
+      rssPeakMb: round(peak / MB, 1),
+      heapUsedPeakMb: round(peakHeap / MB, 1),
+      rssEndMb: round(end.rssBytes / MB, 1),
+      perDeviceKb: round(((connected.rssBytes - idle.rssBytes) / 1024 / MEMORY_DEVICES) * 1, 1),
+      publishErrors: result.errors,
+    };
+    log(`memory ${JSON.stringify(out)}`);
+    return out;
+  } finally {
+    await g.close();
+  }
+}
 
 function fileBytes(path: string): number {
   return existsSync(path) ? statSync(path).size : 0;
 }
 
-async function waitFor(check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+/** Bytes of the topic's log segments on the broker: records as Kafka stores them, batches compressed. */
+function topicLogBytes(broker: KafkaBroker, topic: string): number {
+  const logDir = join(broker.dataDir, 'log');
+  let total = 0;
+  for (const entry of readdirSync(logDir)) {
+    if (!entry.startsWith(`${topic}-`)) continue;
+    for (const file of readdirSync(join(logDir, entry))) if (file.endsWith('.log')) total += fileBytes(join(logDir, entry, file));
   }
+  return total;
 }
 
-async function ingest(gateway: Gateway, readings: number, seed: number): Promise<{ rate: number; ms: number }> {
-  const fleet = createFleet({
-    mqttUrl: `mqtt://127.0.0.1:${gateway.mqttPort()}`,
-    devices: DEVICES,
-    countPerDevice: Math.ceil(readings / DEVICES),
-    ratePerSecond: 0,
-    maxInFlightPerDevice: 50,
-    seed,
-    qos: 1,
-    form: 'canonical-json',
-    startTimeMs: Date.now() - 60 * 86_400_000 + seed * 3_600_000,
-    intervalMs: 1000,
-  });
-  const summary = await fleet.run();
-  await fleet.stop();
-  if (summary.errors > 0) throw new Error(`${summary.errors} publish errors`);
-  return { rate: summary.sent / (summary.elapsedMs / 1000), ms: summary.elapsedMs };
+async function drain(broker: KafkaBroker): Promise<Record<string, number>> {
+  const g = await startGatewayChild(broker, 'drain');
+  try {
+    await broker.stop();
+    await waitFor(async () => (await g.sample()).uplink === 'down', 60_000, 'the uplink to notice the outage', 200).catch(() => undefined);
+    const load = startLoad(flatJob(g.mqttUrl, 'D', READINGS, Date.now() - 20 * 86_400_000));
+    const buffering = await load.done;
+    await load.close();
+    const backlog = await g.sample();
+    const dbPath = join(g.dataDir, 'outbox.db');
+    const withWal = fileBytes(dbPath) + fileBytes(`${dbPath}-wal`);
+    // A second connection checkpoints the log into the database, so the file holds what the rows take.
+    const reader = openOutbox({ path: dbPath, sync: 'normal' });
+    reader.checkpoint();
+    reader.close();
+    const checkpointed = fileBytes(dbPath) + fileBytes(`${dbPath}-wal`);
+    const topicBefore = topicLogBytes(broker, g.topic);
+    await broker.start();
+    await waitFor(async () => (await g.sample()).sent > backlog.sent, 120_000, 'the first batch after the outage', 20);
+    const first = await g.sample();
+    const started = performance.now();
+    let last = first;
+    await waitFor(
+      async () => {
+        last = await g.sample();
+        return last.outboxCount === 0;
+      },
+      600_000,
+      'the backlog to drain',
+      50,
+    );
+    const drainMs = performance.now() - started;
+    const drained = last.sent - first.sent;
+    const cpuMicros = last.cpuUserMicros + last.cpuSystemMicros - first.cpuUserMicros - first.cpuSystemMicros;
+    const out = {
+      backlogReadings: backlog.outboxCount,
+      ingestWhileKafkaDownAckPerSecond: buffering.ackRatePerSecond,
+      outboxBytesPerReading: round(checkpointed / backlog.outboxCount, 1),
+      outboxBytesPerReadingWithWal: round(withWal / backlog.outboxCount, 1),
+      drainPerSecond: round(drained / (drainMs / 1000)),
+      drainCpuMicrosPerReading: round(cpuMicros / Math.max(1, drained), 2),
+      uplinkBytesPerReading: round((topicLogBytes(broker, g.topic) - topicBefore) / backlog.outboxCount, 1),
+    };
+    log(`drain ${JSON.stringify(out)}`);
+    return out;
+  } finally {
+    await g.close();
+  }
 }
 
 async function main(): Promise<void> {
+  const machine = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGb: round(totalmem() / 1024 ** 3, 1),
+    node: process.version,
+    kafka: KAFKA_VERSION,
+    loadAverageAtStart: loadavg().map((l) => round(l, 2)),
+  };
+  log(`machine ${JSON.stringify(machine)}`);
   const broker = await startKafkaBroker({ heapMb: 1024 });
-  const dataDir = mkdtempSync(join(tmpdir(), 'reefer-bench-'));
-  const config = resolveConfig({
-    file: {
-      gatewayId: 'bench',
-      dataDir,
-      // Measures the pipeline flat out, so no per-device rate limit.
-      mqtt: { host: '127.0.0.1', port: 0, auth: { allowAnonymous: true }, limits: { readingsPerSecond: 0 } },
-      http: { enabled: false },
-      kafka: { brokers: [broker.bootstrap] },
-      uplink: { batchSize: 5000, minBackoffMs: 100, maxBackoffMs: 500 },
-      log: { level: 'error' },
-    },
-  });
-  const gateway = await startGateway(config, { logger: createLogger(config.log.level) });
+  const results: Record<string, unknown> = { machine, readings: READINGS, gatewayConfig: GATEWAY_OVERRIDES, gatewayFlags: GATEWAY_FLAGS };
+  const startedMs = Date.now();
   try {
-    await waitFor(() => gateway.status().uplink === 'up', 30_000);
-
-    // 1. Durable ingest with Kafka up.
-    const live = await ingest(gateway, READINGS, 1);
-    await waitFor(() => gateway.status().outbox.count === 0, 120_000);
-
-    // 2. Backlog: Kafka down while the same number of readings arrive, then time the drain.
-    await broker.stop();
-    await waitFor(() => gateway.status().uplink === 'down', 60_000).catch(() => undefined);
-    const buffering = await ingest(gateway, READINGS, 2);
-    const backlog = gateway.status().outbox;
-    const dbPath = join(dataDir, 'outbox.db');
-    const onDisk = fileBytes(dbPath) + fileBytes(`${dbPath}-wal`);
-    await broker.start();
-    const drainStart = Date.now();
-    await waitFor(() => gateway.status().outbox.count === 0, 300_000);
-    const drainMs = Date.now() - drainStart;
-
-    const results = {
-      machine: { cpus: (await import('node:os')).cpus().length, node: process.version, kafka: KAFKA_VERSION },
-      readings: READINGS,
-      durableIngestPerSecond: Math.round(live.rate),
-      durableIngestWhileKafkaDownPerSecond: Math.round(buffering.rate),
-      backlogReadings: backlog.count,
-      backlogDrainPerSecond: Math.round(backlog.count / (drainMs / 1000)),
-      backlogDrainIncludingReconnectMs: drainMs,
-      outboxBytesPerReading: Math.round(onDisk / backlog.count),
-      outboxValueBytesPerReading: Math.round(backlog.bytes / backlog.count),
-    };
-    const rows: [string, string][] = [
-      ['durable ingest, Kafka up (QoS 1 acks/s, sync=full)', String(results.durableIngestPerSecond)],
-      ['durable ingest, Kafka down (QoS 1 acks/s)', String(results.durableIngestWhileKafkaDownPerSecond)],
-      [`backlog drain after outage (${results.backlogReadings} readings/s)`, String(results.backlogDrainPerSecond)],
-      ['outbox bytes per reading on disk (db + wal)', String(results.outboxBytesPerReading)],
-      ['outbox value bytes per reading (Avro + row overhead)', String(results.outboxValueBytesPerReading)],
-    ];
-    for (const [name, value] of rows) process.stdout.write(`${name.padEnd(60)} ${value.padStart(10)}\n`);
-    writeFileSync('bench-results.json', `${JSON.stringify(results, null, 2)}\n`);
-    process.stdout.write('wrote bench-results.json\n');
+    if (only.has('stages')) results.stages = await stages(broker);
+    if (only.has('e2e')) results.e2e = await e2e(broker);
+    if (only.has('latency')) results.latency = await latency(broker);
+    if (only.has('memory')) results.memory = await memory(broker);
+    if (only.has('drain')) results.drain = await drain(broker);
   } finally {
-    await gateway.close();
     await broker.close();
-    rmSync(dataDir, { recursive: true, force: true });
   }
+  const stageRates = results.stages as Record<string, number> | undefined;
+  const e2eRates = results.e2e as Record<string, number> | undefined;
+  if (stageRates && e2eRates) {
+    const limits: [string, number][] = [
+      ['mqttQos1PerSecond', stageRates.mqttQos1PerSecond!],
+      ['decodeValidatePerSecond', stageRates.decodeValidatePerSecond!],
+      ['avroEncodePerSecond', stageRates.avroEncodePerSecond!],
+      ['outboxInsertPerSecond', stageRates.outboxInsertPerSecond!],
+      ['kafkaTransactionalPerSecond', stageRates.kafkaTransactionalPerSecond!],
+    ];
+    const [slowest, rate] = limits.reduce((a, b) => (b[1] < a[1] ? b : a));
+    results.efficiency = { slowestStage: slowest, slowestStagePerSecond: rate, endToEndPerSecond: e2eRates.endToEndPerSecond, ratio: round(e2eRates.endToEndPerSecond! / rate, 2) };
+  }
+  results.loadAverageAtEnd = loadavg().map((l) => round(l, 2));
+  results.seconds = round((Date.now() - startedMs) / 1000);
+  mkdirSync(resolve(OUT, '..'), { recursive: true });
+  writeFileSync(OUT, `${JSON.stringify(results, null, 2)}\n`);
+  printTable(results);
+  process.stdout.write(`wrote ${OUT}\n`);
+}
+
+function printTable(results: Record<string, unknown>): void {
+  const rows: [string, unknown, string][] = [];
+  const add = (section: string, name: string, unit: string) => {
+    const s = results[section] as Record<string, unknown> | undefined;
+    if (s && s[name] !== undefined) rows.push([`${section}.${name}`, s[name], unit]);
+  };
+  add('e2e', 'endToEndPerSecond', 'readings/s, MQTT QoS 1 → outbox → Kafka committed');
+  add('e2e', 'ingestAckPerSecond', 'PUBACKs/s during the run');
+  add('e2e', 'gatewayCpuMicrosPerReading', 'µs of gateway CPU per reading');
+  add('e2e', 'gatewayPeakRssMb', 'MB');
+  add('latency', 'publishToCommittedP50Ms', `ms at ${String((results.latency as Record<string, unknown> | undefined)?.offeredPerSecond)}/s, publish → visible read_committed`);
+  add('latency', 'publishToCommittedP99Ms', 'ms');
+  add('latency', 'publishToAckP50Ms', 'ms, publish → PUBACK');
+  add('latency', 'publishToAckP99Ms', 'ms');
+  add('latency', 'gatewayCpuMicrosPerReading', 'µs of gateway CPU per reading');
+  add('drain', 'drainPerSecond', 'readings/s after an outage');
+  add('drain', 'ingestWhileKafkaDownAckPerSecond', 'PUBACKs/s, Kafka down');
+  add('drain', 'outboxBytesPerReading', 'B on disk per reading (checkpointed)');
+  add('drain', 'outboxBytesPerReadingWithWal', 'B on disk per reading (db + WAL)');
+  add('drain', 'uplinkBytesPerReading', 'B per reading in Kafka log segments (compressed)');
+  add('memory', 'rssConnectedMb', `MB RSS, ${MEMORY_DEVICES} devices connected`);
+  add('memory', 'rssPeakMb', `MB RSS peak, ${MEMORY_DEVICES} devices publishing`);
+  add('stages', 'mqttQos1PerSecond', 'stage alone: MQTT listener QoS 1, no-op sink');
+  add('stages', 'decodeValidatePerSecond', 'stage alone: JSON decode + validate');
+  add('stages', 'avroEncodePerSecond', 'stage alone: Avro encode');
+  add('stages', 'outboxInsertPerSecond', 'stage alone: outbox batched insert, fsync per batch');
+  add('stages', 'kafkaTransactionalPerSecond', 'stage alone: Kafka transactional producer');
+  add('stages', 'kafkaIdempotentPerSecond', 'stage alone: Kafka idempotent producer');
+  add('efficiency', 'ratio', `end-to-end ÷ slowest stage (${String((results.efficiency as Record<string, unknown> | undefined)?.slowestStage)})`);
+  for (const [name, value, unit] of rows) process.stdout.write(`${name.padEnd(44)} ${String(value).padStart(10)}  ${unit}\n`);
+  process.stdout.write(`load average at start ${JSON.stringify((results.machine as { loadAverageAtStart: number[] }).loadAverageAtStart)}, at end ${JSON.stringify(results.loadAverageAtEnd)}\n`);
 }
 
 main().catch((error: unknown) => {
