@@ -11,6 +11,7 @@
  *   both `(gateway_id, seq)` and `(container, measurement_time)`, and a repeat of either is skipped.
  *   A reading older than every time remembered cannot be told from a repeat once the window has
  *   moved on, so it is skipped too (reported as `too-late`), which keeps the "never twice" promise.
+ * - A cold chain broken for another 10 readings after a violation is another violation.
  * - Readings arriving out of order (a gateway's backlog drained after fresher readings) are checked
  *   against the per-reading rules (CO2, O2, temperature) but do not feed the rules over consecutive
  *   readings (power off, cold chain), which follow the newest reading.
@@ -158,9 +159,12 @@ export function processReading(
   // Out of order: only the per-reading rules apply; a fresh rule state cannot complete a sequence.
   const inOrder = prev.newestMs === null || t > prev.newestMs;
   const evaluated = evaluateReading(reading, inOrder ? prev.rules : initialRuleState());
+  // A cold chain still broken ten readings later is another violation: the run starts over, so a
+  // sustained break keeps counting toward maintenance instead of being reported once.
+  const ruleState = evaluated.anomalies.includes('cold-chain') ? { ...evaluated.state, coldRun: 0 } : evaluated.state;
   const next: ContainerState = {
     ...prev,
-    rules: inOrder ? evaluated.state : prev.rules,
+    rules: inOrder ? ruleState : prev.rules,
     newestMs: inOrder ? t : prev.newestMs,
     rulesBroken: [...prev.rulesBroken],
     seenTimes,

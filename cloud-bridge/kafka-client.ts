@@ -3,6 +3,7 @@
  * small ports below, so the client library can be replaced without touching the gateway.
  */
 import kafkajs, { type SASLOptions } from 'kafkajs';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 
@@ -393,6 +394,353 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
           await consumer.disconnect();
         },
       };
+    },
+  };
+}
+
+/*
+ * Consume-transform-produce, exactly once, and reading a compacted topic back: for the analytics
+ * consumers, which keep per-key state in a changelog topic beside their output.
+ */
+
+export interface TopicPartition {
+  topic: string;
+  partition: number;
+}
+
+/** A record for a chosen partition; the default partitioner picks one by key when absent. */
+export interface PartitionedRecord extends KafkaRecord {
+  partition?: number;
+}
+
+export interface PartitionedTopicRecords {
+  topic: string;
+  records: readonly PartitionedRecord[];
+}
+
+export interface TransformResult {
+  /** Records to write, in the same transaction as the batch's offsets. */
+  sends: readonly PartitionedTopicRecords[];
+  /** Called once that transaction is committed, and only then: apply the new state here. */
+  committed(): void;
+}
+
+/** What an exactly-once consumer drives, one input partition at a time. */
+export interface PartitionProcessor {
+  /**
+   * Partitions this instance processes from now on, before their first batch: after start, after
+   * every rebalance, and after a failed transaction. The previous owner of each (another instance,
+   * or this one before a failure) is fenced by then and its open transaction aborted, so what Kafka
+   * holds for them is final: rebuild their state here.
+   */
+  assigned(partitions: readonly TopicPartition[]): Promise<void>;
+  /** Partitions this instance stopped processing (a rebalance, a failed transaction): forget their state. */
+  revoked(partitions: readonly TopicPartition[]): void;
+  /** One batch of one partition, in offset order, records below the committed offset already dropped. */
+  transform(records: readonly ConsumedRecord[], partition: TopicPartition): Promise<TransformResult> | TransformResult;
+}
+
+export interface ExactlyOnceConsumerOptions {
+  groupId: string;
+  /** The one input topic. */
+  topic: string;
+  /**
+   * Each input partition gets its own transactional producer, `<prefix>-<partition>`: whoever takes
+   * a partition over fences whoever had it, even an instance that has not yet noticed it lost it
+   * (kafkajs's offset commits in a transaction carry no group generation to fence it otherwise).
+   */
+  transactionalIdPrefix: string;
+  compression?: Compression;
+  transactionTimeoutMs?: number;
+  maxWaitTimeMs?: number;
+  /**
+   * kafkajs heartbeats between batches only, so this also bounds one batch plus a state rebuild.
+   */
+  sessionTimeoutMs?: number;
+}
+
+export interface ExactlyOnceConsumerPort {
+  /** Joins the group and processes until close(); resolves once subscribed. */
+  start(processor: PartitionProcessor): Promise<void>;
+  /** Finishes the batch in progress, leaves the group (its partitions move to the others) and disconnects. Safe twice. */
+  close(): Promise<void>;
+  /** Input partitions the group gave this instance at its latest join, ascending. */
+  assignment(): number[];
+}
+
+/** One record of a compacted topic as last written for its key. */
+export interface CompactedRecord {
+  key: string;
+  partition: number;
+  value: Buffer;
+}
+
+export interface StreamsClient {
+  exactlyOnceConsumer(options: ExactlyOnceConsumerOptions): ExactlyOnceConsumerPort;
+  /**
+   * The latest committed value of every key of the given partitions of a compacted topic, read
+   * from the beginning to the end they had when the call started; keys whose latest record is a
+   * tombstone are left out. Rejects after `timeoutMs` (60 s by default).
+   */
+  readCompacted(topic: string, partitions: readonly number[], timeoutMs?: number): Promise<CompactedRecord[]>;
+  /** Partitions of a topic, or null when it does not exist. */
+  partitionCount(topic: string): Promise<number | null>;
+  close(): Promise<void>;
+}
+
+function toPartitionedMessages(records: readonly PartitionedRecord[]) {
+  return records.map((r) => ({
+    key: r.key,
+    value: r.value,
+    headers: r.headers,
+    partition: r.partition,
+    timestamp: r.timestampMs === undefined ? undefined : String(r.timestampMs),
+  }));
+}
+
+/**
+ * The Kafka side of stateful consumers. It builds its own kafkajs client with the same settings as
+ * createKafkaClient (TLS, SASL, timeouts, logs routed and redacted).
+ */
+export function createStreamsClient(options: KafkaClientOptions): StreamsClient {
+  const logger = options.logger?.child({ component: 'kafkajs' });
+  const secrets = options.sasl ? [options.sasl.password] : [];
+  const kafka = new Kafka({
+    clientId: options.clientId,
+    brokers: [...options.brokers],
+    connectionTimeout: options.connectionTimeoutMs ?? 3000,
+    requestTimeout: options.requestTimeoutMs ?? 10000,
+    retry: { retries: options.retries ?? 3, initialRetryTime: 100, maxRetryTime: 2000 },
+    logLevel: logLevel.WARN,
+    logCreator: routeLogs(logger, secrets),
+    ssl: tlsSettings(options.tls),
+    sasl: saslSettings(options.sasl),
+  });
+  const admin = kafka.admin();
+  let adminConnecting: Promise<void> | undefined;
+  const adminReady = () =>
+    (adminConnecting ??= admin.connect().catch((error: unknown) => {
+      adminConnecting = undefined;
+      throw error;
+    }));
+
+  async function committedOffsets(groupId: string, topic: string): Promise<Map<number, bigint>> {
+    await adminReady();
+    const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const out = new Map<number, bigint>();
+    for (const p of offsets?.partitions ?? []) out.set(p.partition, BigInt(p.offset) < 0n ? 0n : BigInt(p.offset));
+    return out;
+  }
+
+  return {
+    exactlyOnceConsumer(eo: ExactlyOnceConsumerOptions): ExactlyOnceConsumerPort {
+      const compression = eo.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+      const consumer = kafka.consumer({
+        groupId: eo.groupId,
+        readUncommitted: false,
+        maxWaitTimeInMs: eo.maxWaitTimeMs ?? 1000,
+        sessionTimeout: eo.sessionTimeoutMs ?? 30000,
+        heartbeatInterval: 1000,
+        allowAutoTopicCreation: false,
+        retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 2000 },
+      });
+      type Producer = ReturnType<typeof kafka.producer>;
+      const producers = new Map<number, Producer>();
+      /** Partitions of the latest assignment. */
+      let assignment = new Set<number>();
+      /** Partitions whose producer is fenced in, state rebuilt and committed offset known. */
+      const ready = new Map<number, { committed: bigint }>();
+      let processor: PartitionProcessor | null = null;
+      let started = false;
+      const tp = (partition: number): TopicPartition => ({ topic: eo.topic, partition });
+
+      const dropProducer = async (partition: number): Promise<void> => {
+        const producer = producers.get(partition);
+        producers.delete(partition);
+        await producer?.disconnect().catch(() => undefined);
+      };
+
+      // Every join starts every partition over: one this instance kept may have been processed by
+      // another while this one was out of the group, and a rebuild is what makes that safe.
+      consumer.on(consumer.events.GROUP_JOIN, (event) => {
+        assignment = new Set(event.payload.memberAssignment[eo.topic] ?? []);
+        const had = [...ready.keys()];
+        ready.clear();
+        if (had.length > 0) processor?.revoked(had.map(tp));
+      });
+
+      const initialise = async (): Promise<void> => {
+        for (const partition of [...producers.keys()]) if (!assignment.has(partition)) await dropProducer(partition);
+        const todo = [...assignment].filter((p) => !ready.has(p)).sort((a, b) => a - b);
+        for (const partition of todo) {
+          let producer = producers.get(partition);
+          if (!producer) {
+            producer = kafka.producer({
+              transactionalId: `${eo.transactionalIdPrefix}-${partition}`,
+              idempotent: true,
+              maxInFlightRequests: 1,
+              transactionTimeout: eo.transactionTimeoutMs ?? 30000,
+              allowAutoTopicCreation: false,
+              retry: { retries: Math.max(options.retries ?? 3, 10), initialRetryTime: 10, maxRetryTime: 1000 },
+            });
+            producers.set(partition, producer);
+          }
+          // Connecting registers the transactional id: the previous holder is fenced, its open transaction aborted.
+          await producer.connect();
+        }
+        await processor!.assigned(todo.map(tp));
+        const committed = await committedOffsets(eo.groupId, eo.topic);
+        for (const partition of todo) ready.set(partition, { committed: committed.get(partition) ?? 0n });
+      };
+
+      return {
+        async start(p) {
+          processor = p;
+          await consumer.connect();
+          started = true;
+          await consumer.subscribe({ topics: [eo.topic], fromBeginning: true });
+          await consumer.run({
+            autoCommit: false,
+            eachBatch: async ({ batch }) => {
+              const partition = batch.partition;
+              if (!ready.has(partition)) await initialise();
+              const state = ready.get(partition);
+              // Assigned to another member by a join that happened while this batch was in flight.
+              if (!state) return;
+              const nextOffset = BigInt(batch.lastOffset()) + 1n;
+              if (nextOffset <= state.committed) return;
+              const records: ConsumedRecord[] = batch.messages
+                .filter((m) => BigInt(m.offset) >= state.committed)
+                .map((m) => ({
+                  topic: batch.topic,
+                  partition,
+                  offset: m.offset,
+                  key: m.key ? m.key.toString('utf8') : null,
+                  value: m.value,
+                  headers: headersToStrings(m.headers),
+                  timestampMs: Number(m.timestamp),
+                }));
+              if (records.length === 0) return;
+              const result = await processor!.transform(records, tp(partition));
+              const producer = producers.get(partition)!;
+              try {
+                const transaction = await producer.transaction();
+                try {
+                  for (const send of result.sends) {
+                    if (send.records.length > 0) {
+                      await transaction.send({ topic: send.topic, acks: -1, compression, messages: toPartitionedMessages(send.records) });
+                    }
+                  }
+                  await transaction.sendOffsets({
+                    consumerGroupId: eo.groupId,
+                    topics: [{ topic: eo.topic, partitions: [{ partition, offset: String(nextOffset) }] }],
+                  });
+                } catch (error) {
+                  await transaction.abort().catch(() => undefined);
+                  throw error;
+                }
+                await transaction.commit();
+              } catch (error) {
+                // Committed or not (the answer to a commit can be lost), the partition starts over
+                // from what Kafka holds: fenced producer, rebuilt state, committed offset.
+                ready.delete(partition);
+                processor!.revoked([tp(partition)]);
+                await dropProducer(partition);
+                throw error;
+              }
+              state.committed = nextOffset;
+              result.committed();
+            },
+          });
+        },
+        async close() {
+          if (!started) return;
+          started = false;
+          await consumer.disconnect();
+          for (const partition of [...producers.keys()]) await dropProducer(partition);
+          if (ready.size > 0) processor?.revoked([...ready.keys()].map(tp));
+          ready.clear();
+          assignment = new Set();
+        },
+        assignment: () => [...assignment].sort((a, b) => a - b),
+      };
+    },
+
+    async readCompacted(topic, partitions, timeoutMs = 60000) {
+      await adminReady();
+      const ends = await admin.fetchTopicOffsets(topic);
+      const wanted = new Map<number, bigint>();
+      for (const p of ends) {
+        if (partitions.includes(p.partition) && BigInt(p.high) > BigInt(p.low)) wanted.set(p.partition, BigInt(p.high) - 1n);
+      }
+      const latest = new Map<string, CompactedRecord>();
+      if (wanted.size === 0) return [];
+      const consumer = kafka.consumer({
+        // A group of its own, so the whole topic is assigned to this reader, from the beginning.
+        groupId: `${topic}-restore-${randomUUID()}`,
+        readUncommitted: false,
+        maxWaitTimeInMs: 100,
+        allowAutoTopicCreation: false,
+        retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 2000 },
+      });
+      const remaining = new Set(wanted.keys());
+      let finish: () => void = () => {};
+      const done = new Promise<void>((resolve) => (finish = resolve));
+      // Emitted for every batch, also one holding only transaction markers, which eachBatch never sees.
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        const last = wanted.get(payload.partition);
+        if (payload.topic === topic && last !== undefined && BigInt(payload.lastOffset) >= last) {
+          remaining.delete(payload.partition);
+          if (remaining.size === 0) finish();
+        }
+      });
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await consumer.connect();
+        await consumer.subscribe({ topics: [topic], fromBeginning: true });
+        await consumer.run({
+          autoCommit: false,
+          eachBatch: async ({ batch, pause }) => {
+            if (!wanted.has(batch.partition)) {
+              pause();
+              return;
+            }
+            for (const m of batch.messages) {
+              if (!m.key) continue;
+              const key = m.key.toString('utf8');
+              if (m.value === null) latest.delete(key);
+              else latest.set(key, { key, partition: batch.partition, value: m.value });
+            }
+          },
+        });
+        await Promise.race([
+          done,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`reading compacted topic ${topic} partitions ${[...remaining].join(',')} did not reach their end within ${timeoutMs} ms`)),
+              timeoutMs,
+            );
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+        await consumer.disconnect().catch(() => undefined);
+      }
+      return [...latest.values()];
+    },
+
+    async partitionCount(topic) {
+      await adminReady();
+      const topics = await admin.listTopics();
+      if (!topics.includes(topic)) return null;
+      const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+      return metadata.topics[0]?.partitions.length ?? null;
+    },
+
+    async close() {
+      if (!adminConnecting) return;
+      adminConnecting = undefined;
+      await admin.disconnect();
     },
   };
 }
