@@ -3,10 +3,13 @@
  * `reefer-bridge`: the cloud side's services, one subcommand each (the MQTT uplink bridge, the
  * analytics and the actions consumers). Each subcommand parses its own flags and prints its own help.
  */
+import { serveSubcommand } from './bridge-serve.js';
 import { isEntryPoint } from './entry-point.js';
 import type { BridgeSubcommand, SubcommandIo } from './subcommand.js';
 
-export const SUBCOMMANDS: Readonly<Record<string, BridgeSubcommand>> = {};
+export const SUBCOMMANDS: Readonly<Record<string, BridgeSubcommand>> = {
+  serve: serveSubcommand,
+};
 
 export function bridgeUsage(): string {
   const width = Math.max(10, ...Object.keys(SUBCOMMANDS).map((name) => name.length + 2));

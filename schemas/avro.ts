@@ -433,3 +433,22 @@ function explain(reader: avro.Type, writer: avro.Type, path: string): string | u
   }
   return undefined;
 }
+
+/** Encodes and decodes values of one Avro schema (raw binary, no framing). */
+export interface AvroCodec<T> {
+  encode(value: T): Buffer;
+  /** Throws on a truncated, overlong or corrupt body. */
+  decode(body: Buffer): T;
+}
+
+/**
+ * A codec for a schema declared elsewhere (the bridge's batch format), so callers need not know the
+ * Avro library. Unions are never wrapped: a nullable field reads as null or its value.
+ */
+export function createAvroCodec<T>(schema: object): AvroCodec<T> {
+  const type = avro.Type.forSchema(schema as avro.Schema, TYPE_OPTIONS);
+  return {
+    encode: (value) => type.toBuffer(value),
+    decode: (body) => type.fromBuffer(body) as T,
+  };
+}
