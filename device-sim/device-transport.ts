@@ -12,6 +12,11 @@ export interface DeviceLink {
   /** Lets outstanding sends finish (bounded), then closes. Safe to call twice. */
   close(): Promise<void>;
   readonly connected: boolean;
+  /**
+   * Receives the gateway's commands (links that can: MQTT): `handle` turns each command payload into
+   * the acknowledgement sent back, or null for none. Resolves once subscribed.
+   */
+  listenForCommands?(handle: (payload: Buffer) => Buffer | null): Promise<void>;
 }
 
 /**
@@ -51,6 +56,17 @@ export function createMqttTransport(options: MqttTransportOptions, deps: { conne
         close: () => connection.close(),
         get connected() {
           return connection.connected;
+        },
+        async listenForCommands(handle) {
+          const commands = `reefer/${containerId}/commands`;
+          connection.onMessage((messageTopic, payload) => {
+            if (messageTopic !== commands) return;
+            const ack = handle(payload);
+            // A lost acknowledgement is sent again when the gateway redelivers the command.
+            if (ack) connection.publish(`${commands}/ack`, ack).catch(() => undefined);
+          });
+          const granted = await connection.subscribe(commands);
+          if (granted >= 128) throw new Error(`${containerId}: the broker refused the subscription to ${commands}`);
         },
       };
     },

@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ReeferReading } from '../schemas/reefer-reading.js';
+import { createDeviceCommandHandler, type DeviceCommandAck } from './device-commands.js';
 import { createMqttTransport, type DeviceGroup, type DeviceLink, type DeviceTransport } from './device-transport.js';
 import { jitteredBackoffMs, type ConnectDevice, type Qos } from './mqtt-transport.js';
 import { isPayloadForm, type PayloadForm } from './payload-forms.js';
@@ -53,6 +54,13 @@ export interface FleetOptions {
    * the failure active when it was taken.
    */
   onSent?: (reading: ReeferReading, containerId: string, label: ReadingLabel) => void;
+  /**
+   * Devices subscribe to their commands (on links that can) and obey them: a setpoint moves the
+   * target temperature, a defrost starts one, maintenance repairs a random failure. Off by default.
+   */
+  commands?: boolean;
+  /** Called once per command a device applied or rejected (repeats after a redelivery are not). */
+  onCommand?: (containerId: string, command: { commandId: string; kind: string; targetTemperature?: number }, ack: DeviceCommandAck) => void;
 }
 
 export interface FleetDeps {
@@ -301,6 +309,11 @@ export function createFleet(options: FleetOptions, deps: FleetDeps = {}): Fleet 
     }
     connectedEver += 1;
     live.add(connection);
+    if (options.commands && connection.listenForCommands) {
+      const handler = createDeviceCommandHandler(reefer, { onApplied: (command, ack) => options.onCommand?.(reefer.containerId, command, ack) });
+      // A device that cannot subscribe still sends its readings; the failure is counted.
+      await connection.listenForCommands((payload) => handler.handle(payload)).catch(countError);
+    }
 
     const inFlight = new Set<Promise<void>>();
     let attempted = 0;

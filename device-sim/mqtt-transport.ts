@@ -43,6 +43,11 @@ export interface DeviceConnection {
   close(): Promise<void>;
   /** Subscribes at QoS 1; resolves with the QoS granted, or 128 when the broker refused the subscription. */
   subscribe(filter: string): Promise<number>;
+  /**
+   * Calls `handler` with every message arriving on a subscription. Subscriptions are renewed after a
+   * reconnection, so messages keep coming.
+   */
+  onMessage(handler: (topic: string, payload: Buffer) => void): void;
   readonly connected: boolean;
 }
 
@@ -144,6 +149,9 @@ export const connectDevice: ConnectDevice = (options) => {
   const connection: DeviceConnection = {
     publish,
     subscribe,
+    onMessage(handler) {
+      client.on('message', (topic, payload) => handler(topic, payload));
+    },
     close,
     get connected() {
       return client.connected;

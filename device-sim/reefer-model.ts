@@ -184,6 +184,14 @@ export interface Reefer {
   sample(): LabelledReading;
   /** A copy of the current state, for inspection. */
   state(): ReeferState;
+  /** The setpoint now, °C: the product's until a command changes it. */
+  targetTemperature(): number;
+  /** Changes the setpoint (a command); the inside temperature follows over the next readings. */
+  setTargetTemperature(celsius: number): void;
+  /** Starts a defrost now (a command); false when one is already running. */
+  startDefrost(): boolean;
+  /** Maintenance (a command): ends the random failure in progress, if any; scheduled ones run their course. True when one ended. */
+  repair(): boolean;
 }
 
 export const DEFAULT_INTERVAL_MS = 5 * 60_000;
@@ -350,7 +358,8 @@ export function createReefer(options: ReeferOptions): Reefer {
   const defrostRng = createRng(deriveSeed(options.seed, STREAM_DEFROST));
 
   const product = options.product === undefined ? pickProduct(setup) : findProduct(options.product);
-  const setpointC = product.targetTemperatureC;
+  // The product's setpoint until a command changes it.
+  let setpointC = product.targetTemperatureC;
   const respiration = RESPIRATION[product.id] ?? { shiftPercent: 0 };
   const doorsOpen = !SEALED_PRODUCTS.has(product.id);
   const port = PORTS[setup.int(0, PORTS.length - 1)] ?? PORTS[0]!;
@@ -565,6 +574,24 @@ export function createReefer(options: ReeferOptions): Reefer {
     next: () => sample().reading,
     sample,
     state: () => ({ ...s }),
+    targetTemperature: () => setpointC,
+    setTargetTemperature(celsius) {
+      if (!Number.isFinite(celsius)) throw new RangeError(`targetTemperature: expected a finite number of °C, got ${celsius}`);
+      setpointC = celsius;
+    },
+    startDefrost() {
+      if (s.defrostRemainingMin > 0) return false;
+      s.defrostRemainingMin = defrostLengthMin();
+      s.minutesToDefrost = 0;
+      defrostStartsMs.push(s.nextMeasurementTimeMs);
+      s.defrostCycle = defrostStartsMs.length;
+      return true;
+    },
+    repair() {
+      if (!randomFailure) return false;
+      randomFailure = null;
+      return true;
+    },
   };
 }
 

@@ -74,6 +74,15 @@ export interface MqttListenerDeps {
   onTelemetry(publish: TelemetryPublish): Promise<void>;
   onClientCountChange?(connected: number): void;
   now?(): number;
+  /** A device subscribed to its own `reefer/<containerId>/commands`: what waits for it can be sent now. */
+  onCommandSubscribe?(containerId: string, clientId: string): void;
+  /** A device acknowledged (PUBACK) a command published to it with publishCommand. */
+  onCommandDelivered?(containerId: string, payload: Buffer, clientId: string): void;
+  /**
+   * A device published on `reefer/<containerId>/commands/ack`. The device gets its PUBACK once this
+   * settles; a rejection closes its connection, so it sends the acknowledgement again.
+   */
+  onCommandAck?(ack: { containerId: string; payload: Buffer; clientId: string }): Promise<void>;
 }
 
 export type MqttRefusal =
@@ -106,9 +115,16 @@ export interface MqttListener {
   connectedClients(): number;
   security(): MqttSecurityStatus;
   close(): Promise<void>;
+  /**
+   * Publishes a command at QoS 1 to whoever is subscribed to `reefer/<containerId>/commands`; a device
+   * that is not subscribed does not get it (onCommandSubscribe says when to try again).
+   */
+  publishCommand(containerId: string, payload: Buffer): Promise<void>;
 }
 
 const TELEMETRY_TOPIC = /^reefer\/([^/]+)\/telemetry$/;
+const COMMANDS_TOPIC = /^reefer\/([^/+#]+)\/commands$/;
+const COMMAND_ACK_TOPIC = /^reefer\/([^/]+)\/commands\/ack$/;
 /** One log line per refusal reason per this interval; the counts keep every one. */
 const REFUSAL_LOG_INTERVAL_MS = 1000;
 /** A device that opens a TLS connection and never finishes the handshake holds a slot this long. */
@@ -232,6 +248,26 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
   let plainPort = 0;
   let tlsPort = 0;
   let clients = 0;
+  /** Devices subscribed to each container's commands topic. */
+  const commandSubscribers = new Map<string, Set<Client>>();
+  const subscribedTo = new WeakMap<Client, Set<string>>();
+  /** Commands published to a device, in order, until its PUBACK. */
+  const awaitingPuback = new WeakMap<Client, { containerId: string; payload: Buffer }[]>();
+
+  function commandSubscription(client: Client, containerId: string, subscribed: boolean): void {
+    const clients = commandSubscribers.get(containerId) ?? new Set<Client>();
+    const containers = subscribedTo.get(client) ?? new Set<string>();
+    if (subscribed) {
+      clients.add(client);
+      containers.add(containerId);
+      commandSubscribers.set(containerId, clients);
+      subscribedTo.set(client, containers);
+      return;
+    }
+    clients.delete(client);
+    containers.delete(containerId);
+    if (clients.size === 0) commandSubscribers.delete(containerId);
+  }
   /** Per client, settles once its last held publish was handed on. */
   const gates = new WeakMap<Client, Promise<void>>();
   let closing: Promise<void> | undefined;
@@ -291,7 +327,8 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
       return;
     }
     const identity = identities.get(client);
-    if (!identity || !mayPublish(identity, packet.topic)) {
+    // Commands come from the gateway alone: a device publishing there would command itself or another.
+    if (!identity || !mayPublish(identity, packet.topic) || COMMANDS_TOPIC.test(packet.topic)) {
       refuse('publish-denied', { ...whoIs(client), topic: packet.topic });
       callback(new Error('publish-denied'));
       return;
@@ -331,6 +368,18 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
   }
 
   function take(client: Client, packet: PublishPacket, callback: (error?: Error | null) => void): void {
+    const ack = COMMAND_ACK_TOPIC.exec(packet.topic);
+    if (ack && deps.onCommandAck) {
+      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+      deps.onCommandAck({ containerId: ack[1]!, payload, clientId: client.id }).then(
+        () => callback(null),
+        (error: unknown) => {
+          log.error({ err: error instanceof Error ? error.message : String(error), clientId: client.id }, 'command acknowledgement not stored; device not acknowledged');
+          callback(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+      return;
+    }
     const match = TELEMETRY_TOPIC.exec(packet.topic);
     if (!match) {
       callback(null);
@@ -412,6 +461,38 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
         clients -= 1;
         deps.onClientCountChange?.(clients);
       });
+      b.on('subscribe', (subscriptions, client) => {
+        for (const sub of subscriptions) {
+          const match = COMMANDS_TOPIC.exec(sub.topic);
+          // aedes reports refused subscriptions too, with the failure code as their QoS.
+          if (!match || (sub.qos as number) === 128) continue;
+          commandSubscription(client, match[1]!, true);
+          deps.onCommandSubscribe?.(match[1]!, client.id);
+        }
+      });
+      b.on('unsubscribe', (topics, client) => {
+        for (const topic of topics) {
+          const match = COMMANDS_TOPIC.exec(topic);
+          if (match) commandSubscription(client, match[1]!, false);
+        }
+      });
+      b.on('clientDisconnect', (client) => {
+        for (const containerId of subscribedTo.get(client) ?? []) commandSubscription(client, containerId, false);
+      });
+      b.on('ack', (packet: PublishPacket | { cmd: string } | undefined, client) => {
+        const queue = awaitingPuback.get(client);
+        if (!queue || queue.length === 0) return;
+        // aedes keeps the packet a PUBACK answers only for persistent sessions; devices with clean
+        // sessions acknowledge QoS 1 publishes in the order they got them [MQTT-4.6.0-2].
+        let index = 0;
+        if (packet?.cmd === 'publish') {
+          const p = packet as PublishPacket;
+          index = queue.findIndex((q) => p.topic === `reefer/${q.containerId}/commands` && Buffer.from(p.payload).equals(q.payload));
+          if (index < 0) return;
+        }
+        const [delivered] = queue.splice(index, 1);
+        if (delivered) deps.onCommandDelivered?.(delivered.containerId, delivered.payload, client.id);
+      });
       b.on('clientError', (client, error) => {
         // aedes refuses topics past its own ceiling of 100 levels before asking authorizePublish.
         if (error.message === 'topic has too many levels') refuse('topic-too-deep', whoIs(client));
@@ -453,6 +534,22 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
     tlsPort: () => tlsPort,
     connectedClients: () => clients,
     security: () => ({ refused: { ...refused }, refusedTotal, throttled, connections: sockets.size }),
+    async publishCommand(containerId, payload) {
+      if (!broker || closing) throw new Error('MQTT listener not running');
+      const topic = `reefer/${containerId}/commands`;
+      const writes = [...(commandSubscribers.get(containerId) ?? [])]
+        .filter((client) => !client.closed)
+        .map(
+          (client) =>
+            new Promise<void>((resolve, reject) => {
+              const queue = awaitingPuback.get(client) ?? [];
+              awaitingPuback.set(client, queue);
+              queue.push({ containerId, payload });
+              client.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, (error) => (error ? reject(error) : resolve()));
+            }),
+        );
+      await Promise.all(writes);
+    },
     close() {
       closing ??= (async () => {
         for (const [timer, callback] of held) {

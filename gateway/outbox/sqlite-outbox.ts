@@ -124,6 +124,41 @@ export interface Outbox {
   /** Frees pages left by deleted rows and truncates the write-ahead log. */
   checkpoint(): void;
   close(): void;
+  /**
+   * Stores a command for a device unless one with its id is known (a redelivery), together with its
+   * first status row, in one transaction. True when it was stored.
+   */
+  storeCommand(command: StoredCommand, status: CommandStatusRow): boolean;
+  /** Commands not yet in a final state (stored or delivered), oldest first; of one container when given. */
+  pendingCommands(containerId?: string): StoredCommand[];
+  pendingCommandCount(): number;
+  command(commandId: string): StoredCommand | null;
+  /** Moves a command from state `from` to `to` and queues its status row, in one transaction; false when it was not in `from`. */
+  setCommandState(commandId: string, from: string, to: string, status: CommandStatusRow): boolean;
+  /** The oldest status rows waiting for Kafka, in id order. */
+  commandStatuses(limit: number): (CommandStatusRow & { id: number })[];
+  /** Deletes status rows Kafka has acknowledged. */
+  removeCommandStatuses(range: SeqRange): void;
+  /** Forgets commands in a final state received before this time (the window in which a repeat is recognised). */
+  pruneCommands(beforeReceivedMs: number): number;
+}
+
+/** A command waiting at the gateway for its device; `value` is the command as the device receives it. */
+export interface StoredCommand {
+  commandId: string;
+  containerId: string;
+  /** stored, delivered, applied, rejected or expired. */
+  state: string;
+  expiresMs: number;
+  receivedMs: number;
+  value: Buffer;
+}
+
+/** A change of a command's state, waiting to be sent to Kafka. */
+export interface CommandStatusRow {
+  containerId: string;
+  timeMs: number;
+  value: Buffer;
 }
 
 /** Bytes counted per row beside its value: key, columns and b-tree overhead, roughly. */
@@ -178,6 +213,21 @@ export function openOutbox(options: OutboxOptions): Outbox {
       payload BLOB NOT NULL
     );
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS command (
+      command_id TEXT PRIMARY KEY,
+      container_id TEXT NOT NULL,
+      state TEXT NOT NULL,
+      expires_ms INTEGER NOT NULL,
+      received_ms INTEGER NOT NULL,
+      value BLOB NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS command_open ON command (container_id, received_ms) WHERE state IN ('stored', 'delivered');
+    CREATE TABLE IF NOT EXISTS command_status (
+      id INTEGER PRIMARY KEY,
+      container_id TEXT NOT NULL,
+      time_ms INTEGER NOT NULL,
+      value BLOB NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS schema_id (
       registry_url TEXT NOT NULL,
       subject TEXT NOT NULL,
@@ -258,6 +308,36 @@ export function openOutbox(options: OutboxOptions): Outbox {
       if (options.sync === 'normal') db.pragma('wal_checkpoint(PASSIVE)');
     },
   };
+
+  const commandColumns = 'command_id AS commandId, container_id AS containerId, state, expires_ms AS expiresMs, received_ms AS receivedMs, value';
+  const insertCommand = db.prepare(
+    'INSERT OR IGNORE INTO command (command_id, container_id, state, expires_ms, received_ms, value) VALUES (?, ?, ?, ?, ?, ?)',
+  );
+  const insertCommandStatus = db.prepare('INSERT INTO command_status (container_id, time_ms, value) VALUES (?, ?, ?)');
+  const selectOpenCommands = db.prepare<[], StoredCommand>(
+    `SELECT ${commandColumns} FROM command WHERE state IN ('stored', 'delivered') ORDER BY received_ms, rowid`,
+  );
+  const selectOpenCommandsOf = db.prepare<[string], StoredCommand>(
+    `SELECT ${commandColumns} FROM command WHERE container_id = ? AND state IN ('stored', 'delivered') ORDER BY received_ms, rowid`,
+  );
+  const countOpenCommands = db.prepare<[], { n: number }>("SELECT count(*) AS n FROM command WHERE state IN ('stored', 'delivered')");
+  const selectCommand = db.prepare<[string], StoredCommand>(`SELECT ${commandColumns} FROM command WHERE command_id = ?`);
+  const updateCommandState = db.prepare('UPDATE command SET state = ? WHERE command_id = ? AND state = ?');
+  const selectCommandStatuses = db.prepare<[number], CommandStatusRow & { id: number }>(
+    'SELECT id, container_id AS containerId, time_ms AS timeMs, value FROM command_status ORDER BY id LIMIT ?',
+  );
+  const deleteCommandStatusRange = db.prepare('DELETE FROM command_status WHERE id >= ? AND id <= ?');
+  const pruneCommandsStmt = db.prepare("DELETE FROM command WHERE received_ms < ? AND state NOT IN ('stored', 'delivered')");
+  const storeCommandTx = db.transaction((command: StoredCommand, status: CommandStatusRow): boolean => {
+    const stored = insertCommand.run(command.commandId, command.containerId, command.state, command.expiresMs, command.receivedMs, command.value).changes > 0;
+    if (stored) insertCommandStatus.run(status.containerId, status.timeMs, status.value);
+    return stored;
+  });
+  const setCommandStateTx = db.transaction((commandId: string, from: string, to: string, status: CommandStatusRow): boolean => {
+    if (updateCommandState.run(to, commandId, from).changes === 0) return false;
+    insertCommandStatus.run(status.containerId, status.timeMs, status.value);
+    return true;
+  });
 
   const totals = selectTotals.get();
   let count = totals?.count ?? 0;
@@ -438,5 +518,15 @@ export function openOutbox(options: OutboxOptions): Outbox {
       closed = true;
       db.close();
     },
+    storeCommand: (command, status) => storeCommandTx(command, status),
+    pendingCommands: (containerId) => (containerId === undefined ? selectOpenCommands.all() : selectOpenCommandsOf.all(containerId)),
+    pendingCommandCount: () => countOpenCommands.get()?.n ?? 0,
+    command: (commandId) => selectCommand.get(commandId) ?? null,
+    setCommandState: (commandId, from, to, status) => setCommandStateTx(commandId, from, to, status),
+    commandStatuses: (limit) => selectCommandStatuses.all(limit),
+    removeCommandStatuses([from, to]) {
+      deleteCommandStatusRange.run(from, to);
+    },
+    pruneCommands: (beforeReceivedMs) => pruneCommandsStmt.run(beforeReceivedMs).changes,
   };
 }

@@ -43,6 +43,11 @@ export interface UplinkOptions {
   statusTopic: string;
   statusIntervalMs: number;
   /**
+   * Topic for changes of state of device commands (stored, delivered, applied, …), sent in the same
+   * transactions as readings and covered by the marker; empty or absent to send none.
+   */
+  commandStatusTopic?: string;
+  /**
    * Longest close() waits for the transaction in flight. Past it the transaction is abandoned: the
    * next start fences it and its marker tells what Kafka kept, so nothing is lost or sent twice.
    */
@@ -53,7 +58,8 @@ export interface UplinkDeps {
   outbox: Outbox;
   /** Builds a producer; called again after every failure, so a hung one is abandoned, not reused. */
   createProducer(): TransactionalProducerPort;
-  admin: KafkaAdminPort;
+  /** The progress lookup and the probe: Kafka's admin, or the bridge link in uplink mode mqtt. */
+  admin: Pick<KafkaAdminPort, 'fetchMarker' | 'listTopics' | 'close'>;
   /** Turns a stored row into the Kafka record value (framing). */
   frame(row: OutboxRow): Buffer;
   /**
@@ -93,18 +99,19 @@ export class UplinkTimeoutError extends Error {
 }
 
 /**
- * Marker text: the outbox's epoch, the committed reading ranges and, after `;d`, the committed
- * dead-letter range, e.g. `3f2c…:1-500,9001-9100;d17-20`.
+ * Marker text: the outbox's epoch, the committed reading ranges, after `;d` the committed dead-letter
+ * range and after `;s` the committed command-status range, e.g. `3f2c…:1-500,9001-9100;d17-20;s4-9`.
  */
-export function encodeMarker(epoch: string, ranges: readonly SeqRange[], deadLetters?: SeqRange): string {
+export function encodeMarker(epoch: string, ranges: readonly SeqRange[], deadLetters?: SeqRange, commandStatuses?: SeqRange): string {
   const dead = deadLetters ? `;d${deadLetters[0]}-${deadLetters[1]}` : '';
-  return `${epoch}:${ranges.map(([a, b]) => `${a}-${b}`).join(',')}${dead}`;
+  const statuses = commandStatuses ? `;s${commandStatuses[0]}-${commandStatuses[1]}` : '';
+  return `${epoch}:${ranges.map(([a, b]) => `${a}-${b}`).join(',')}${dead}${statuses}`;
 }
 
-export function decodeMarker(text: string): { epoch: string; ranges: SeqRange[]; deadLetters?: SeqRange } | null {
+export function decodeMarker(text: string): { epoch: string; ranges: SeqRange[]; deadLetters?: SeqRange; commandStatuses?: SeqRange } | null {
   const colon = text.lastIndexOf(':');
   if (colon <= 0) return null;
-  const [readingPart = '', deadPart] = text.slice(colon + 1).split(';');
+  const [readingPart = '', ...extraParts] = text.slice(colon + 1).split(';');
   const ranges: SeqRange[] = [];
   for (const part of readingPart === '' ? [] : readingPart.split(',')) {
     const m = /^(\d+)-(\d+)$/.exec(part);
@@ -112,13 +119,20 @@ export function decodeMarker(text: string): { epoch: string; ranges: SeqRange[];
     ranges.push([Number(m[1]), Number(m[2])]);
   }
   let deadLetters: SeqRange | undefined;
-  if (deadPart !== undefined) {
-    const m = /^d(\d+)-(\d+)$/.exec(deadPart);
+  let commandStatuses: SeqRange | undefined;
+  for (const part of extraParts) {
+    const m = /^([ds])(\d+)-(\d+)$/.exec(part);
     if (!m) return null;
-    deadLetters = [Number(m[1]), Number(m[2])];
+    if (m[1] === 'd') deadLetters = [Number(m[2]), Number(m[3])];
+    else commandStatuses = [Number(m[2]), Number(m[3])];
   }
-  if (ranges.length === 0 && !deadLetters) return null;
-  return deadLetters ? { epoch: text.slice(0, colon), ranges, deadLetters } : { epoch: text.slice(0, colon), ranges };
+  if (ranges.length === 0 && !deadLetters && !commandStatuses) return null;
+  return {
+    epoch: text.slice(0, colon),
+    ranges,
+    ...(deadLetters ? { deadLetters } : {}),
+    ...(commandStatuses ? { commandStatuses } : {}),
+  };
 }
 
 /** A dead letter as it appears on the dead-letter topic (JSON, key = container id or source). */
@@ -259,6 +273,7 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
     const decoded = marker ? decodeMarker(marker.metadata) : null;
     if (decoded && decoded.epoch === deps.outbox.epoch()) {
       if (decoded.deadLetters) deps.outbox.removeDeadLetters(decoded.deadLetters);
+      if (decoded.commandStatuses) deps.outbox.removeCommandStatuses(decoded.commandStatuses);
       const removed = deps.outbox.removeRanges(decoded.ranges);
       if (removed > 0) log.info({ removed, ranges: decoded.ranges }, 'rows Kafka had committed before the restart removed from the outbox');
     }
@@ -319,8 +334,11 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
       const { live, backlog } = takeBatch();
       const dead = options.deadLetterTopic ? deps.outbox.deadLetters(options.batchSize) : [];
       const deadRange: SeqRange | undefined = dead.length > 0 ? [dead[0]!.id, dead[dead.length - 1]!.id] : undefined;
+      const commandStatuses = options.commandStatusTopic ? deps.outbox.commandStatuses(options.batchSize) : [];
+      const commandStatusRange: SeqRange | undefined =
+        commandStatuses.length > 0 ? [commandStatuses[0]!.id, commandStatuses[commandStatuses.length - 1]!.id] : undefined;
       const status = statusSend();
-      if (live.length === 0 && backlog.length === 0 && dead.length === 0 && status.length === 0) {
+      if (live.length === 0 && backlog.length === 0 && dead.length === 0 && commandStatuses.length === 0 && status.length === 0) {
         if (deps.now() - lastProbeMs >= options.probeIntervalMs) {
           lastProbeMs = deps.now();
           try {
@@ -344,16 +362,24 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
       const sends: TopicRecords[] = [
         { topic: options.topic, records: [...live.map((r) => toRecord(r, false)), ...backlog.map((r) => toRecord(r, true))] },
         ...(dead.length > 0 ? [{ topic: options.deadLetterTopic, records: dead.map((d) => deadLetterRecord(d, options.gatewayId)) }] : []),
+        ...(commandStatuses.length > 0
+          ? [
+              {
+                topic: options.commandStatusTopic!,
+                records: commandStatuses.map((c) => ({ key: c.containerId, value: c.value, headers: { gateway_id: options.gatewayId }, timestampMs: c.timeMs })),
+              },
+            ]
+          : []),
         ...status,
       ];
       const marker: ProgressMarker | undefined =
-        ranges.length > 0 || deadRange
+        ranges.length > 0 || deadRange || commandStatusRange
           ? {
               groupId: progressGroup,
               topic: options.topic,
               partition: 0,
               offset: ranges.length > 0 ? ranges[ranges.length - 1]![1] : 0,
-              metadata: encodeMarker(deps.outbox.epoch(), ranges, deadRange),
+              metadata: encodeMarker(deps.outbox.epoch(), ranges, deadRange, commandStatusRange),
             }
           : undefined;
       inFlight = ranges;
@@ -369,6 +395,7 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
       try {
         deps.outbox.removeRanges(ranges);
         if (deadRange) deps.outbox.removeDeadLetters(deadRange);
+        if (commandStatusRange) deps.outbox.removeCommandStatuses(commandStatusRange);
       } catch (error) {
         // Kafka has these rows but the outbox could not forget them (a full disk): sending more before
         // recovery has removed them would send them twice, so recover first.
