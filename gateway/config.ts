@@ -93,6 +93,53 @@ const kafkaSasl = z
   })
   .strict();
 
+/** A bridge URL is logged, so credentials belong in uplink.bridge.username and password. */
+function isBridgeUrl(raw: string): boolean {
+  try {
+    const url = new URL(raw);
+    return (url.protocol === 'mqtt:' || url.protocol === 'mqtts:') && url.hostname !== '' && url.username === '' && url.password === '' && (url.pathname === '' || url.pathname === '/');
+  } catch {
+    return false;
+  }
+}
+
+const uplinkBridge = z
+  .object({
+    urls: z
+      .array(z.string().refine(isBridgeUrl, 'expected mqtts://host[:port] (or mqtt://) without credentials'))
+      .min(1)
+      .describe('Required: the bridge instances, tried in turn; when the one in use fails, the gateway moves to the next.'),
+    username: z.string().min(1).optional().describe('User name at the bridge; the gateway id when absent (the bridge knows a gateway by its login).'),
+    password: z.string().min(1).optional().describe('Password at the bridge; never logged. Or passwordFile.'),
+    passwordFile: z.string().min(1).optional().describe('File whose first line is the password, read at start (keeps it out of the config file).'),
+    tls: z
+      .object({
+        caFile: z.string().min(1).optional().describe("PEM file of the CAs that sign the bridge's certificate; the system's CAs when absent."),
+        certFile: z.string().min(1).optional().describe("PEM file of the gateway's client certificate, for bridges that require one (with keyFile)."),
+        keyFile: z.string().min(1).optional().describe('PEM file of its private key.'),
+        rejectUnauthorized: z.boolean().default(true).describe("Check the bridge's certificate; false only to diagnose, never in production."),
+      })
+      .strict()
+      .refine((tls) => (tls.certFile === undefined) === (tls.keyFile === undefined), { path: ['keyFile'], message: 'expected certFile and keyFile together' })
+      .optional()
+      .describe('TLS settings for mqtts:// URLs.'),
+    compression: z
+      .enum(['deflate', 'brotli', 'none'])
+      .default('deflate')
+      .describe('Compression of the batches on the link (see docs/bridge.md for the bytes per reading of each).'),
+    keepaliveS: z.number().int().min(5).max(65535).default(30).describe('MQTT keep-alive: how soon a bridge gone silent is noticed.'),
+    connectTimeoutMs: z.number().int().min(100).max(120000).default(10000).describe('Time allowed from opening the connection to CONNACK.'),
+    reconnectMinMs: z.number().int().min(10).max(600000).default(500).describe('First wait before trying the next bridge URL.'),
+    reconnectMaxMs: z.number().int().min(10).max(3600000).default(30000).describe('Longest wait between attempts while no bridge answers.'),
+  })
+  .strict()
+  .superRefine((bridge, ctx) => {
+    if ((bridge.password === undefined) === (bridge.passwordFile === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['password'], message: 'expected exactly one of password and passwordFile' });
+    }
+    if (bridge.reconnectMinMs > bridge.reconnectMaxMs) ctx.addIssue({ code: 'custom', path: ['reconnectMinMs'], message: `expected at most uplink.bridge.reconnectMaxMs (${bridge.reconnectMaxMs})` });
+  });
+
 /** The URL is logged and keys the schema id cache, so credentials have no place in it. */
 function isRegistryUrl(raw: string): boolean {
   try {
@@ -353,6 +400,11 @@ export const configSchema = z
       .prefault({}),
     uplink: z
       .object({
+        mode: z
+          .enum(['kafka', 'mqtt'])
+          .default('kafka')
+          .describe('kafka: straight to the Kafka brokers. mqtt: over MQTT to the bridge service (`reefer-bridge serve`), for links that cannot hold a Kafka connection; see docs/bridge.md.'),
+        bridge: uplinkBridge.optional().describe('The bridge service, for uplink.mode mqtt.'),
         batchSize: z.number().int().min(1).max(100000).default(1000).describe('Most readings per produce request.'),
         minBackoffMs: z.number().int().min(10).max(600000).default(250).describe('First retry delay after Kafka failed.'),
         maxBackoffMs: z.number().int().min(10).max(3600000).default(15000).describe('Longest retry delay while Kafka stays unreachable.'),
@@ -389,6 +441,32 @@ export const configSchema = z
           .max(600000)
           .default(5000)
           .describe("Longest a stop waits for the uplink's Kafka transaction in flight. What Kafka has not confirmed by then stays in the outbox and is sent, once, after the restart. Keep the whole stop within the supervisor's grace period (Docker's is 10 s)."),
+      })
+      .strict()
+      .superRefine((uplink, ctx) => {
+        if (uplink.mode === 'mqtt' && uplink.bridge === undefined) ctx.addIssue({ code: 'custom', path: ['bridge'], message: 'expected the bridge (urls, password) when uplink.mode is mqtt' });
+      })
+      .prefault({}),
+    commands: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe('Deliver commands from Kafka to the devices (reefer/<containerId>/commands) and report what became of them. See docs/commands.md.'),
+        topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected a Kafka topic name').default('reefer-commands').describe('Topic the commands come from (key = container id, header gateway_id).'),
+        statusTopic: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected a Kafka topic name')
+          .default('reefer-command-status')
+          .describe('Topic for each change of state of a command (stored, delivered, applied, rejected, expired), sent exactly once with the readings.'),
+        maxPending: z.number().int().min(1).max(1_000_000).default(10_000).describe('Commands waiting for their devices at most; one more is refused and reported rejected.'),
+        expiryCheckIntervalMs: z.number().int().min(10).max(600_000).default(1000).describe('How often waiting commands are checked for expiry.'),
+        retainFinishedMs: z
+          .number()
+          .int()
+          .min(60_000)
+          .default(7 * 24 * 3_600_000)
+          .describe('How long the id of a finished command is remembered, so a repeat of it is dropped.'),
       })
       .strict()
       .prefault({}),

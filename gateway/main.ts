@@ -4,6 +4,7 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { createBridgeLink, readBridgePassword, type BridgeLink } from '../cloud-bridge/bridge-link.js';
 import { createConfluentTelemetry, valueSubject } from '../cloud-bridge/confluent-telemetry.js';
 import { createKafkaClient } from '../cloud-bridge/kafka-client.js';
 import { createSchemaRegistryClient } from '../cloud-bridge/schema-registry.js';
@@ -11,6 +12,9 @@ import { frameTelemetryBody, TELEMETRY_WRITER_VERSION } from '../schemas/avro.js
 import { frameConfluent } from '../schemas/confluent-framing.js';
 import type { OutboxRow } from './outbox/sqlite-outbox.js';
 import { defaultUpstreamClientId, type GatewayConfig } from './config.js';
+import type { CommandSource } from './downlink/command-source.js';
+import { createDownlink, type DownlinkStats } from './downlink/downlink.js';
+import { createKafkaCommandSource } from './downlink/kafka-command-source.js';
 import { createMqttListener, type MqttSecurityStatus } from './ingest/mqtt-listener.js';
 import { createSerialPort, type SerialPortStatus } from './ingest/serial-port.js';
 import { createUpstreamClient, type UpstreamStatus } from './ingest/upstream-client.js';
@@ -43,6 +47,8 @@ export interface GatewayStatus {
   serial: SerialPortStatus[];
   /** MQTT connections, publishes and subscriptions refused, by reason (bad password, ACL, limits, …). */
   security: MqttSecurityStatus;
+  /** Commands to devices, when commands.enabled. */
+  commands?: DownlinkStats;
 }
 
 export interface Gateway {
@@ -193,6 +199,28 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
     if (schemaId === undefined) throw new Error('framing before the uplink prepared the schema id');
     return frameConfluent(schemaId, row.value);
   }
+  // In uplink mode mqtt the uplink's producer and admin are sessions on the bridge service, which
+  // holds the Kafka producer; the exactly-once recovery is the same either way.
+  const bridgeConfig = config.uplink.mode === 'mqtt' ? config.uplink.bridge : undefined;
+  const bridgeLink: BridgeLink | undefined = bridgeConfig
+    ? createBridgeLink(
+        {
+          gatewayId: config.gatewayId,
+          urls: bridgeConfig.urls,
+          username: bridgeConfig.username ?? config.gatewayId,
+          password: readBridgePassword(bridgeConfig),
+          tls: bridgeConfig.tls,
+          compression: bridgeConfig.compression,
+          topic: config.kafka.topic,
+          keepaliveS: bridgeConfig.keepaliveS,
+          connectTimeoutMs: bridgeConfig.connectTimeoutMs,
+          reconnectMinMs: bridgeConfig.reconnectMinMs,
+          reconnectMaxMs: bridgeConfig.reconnectMaxMs,
+          requestTimeoutMs: 2 * config.uplink.operationTimeoutMs,
+        },
+        { logger },
+      )
+    : undefined;
   const uplink = createUplink(
     {
       topic: config.kafka.topic,
@@ -210,16 +238,18 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
       deadLetterTopic: config.kafka.deadLetterTopic,
       statusIntervalMs: config.uplink.statusIntervalMs,
       closeTimeoutMs: config.uplink.closeTimeoutMs,
+      commandStatusTopic: config.commands.enabled ? config.commands.statusTopic : '',
     },
     {
       outbox,
       createProducer: () =>
+        bridgeLink?.producer() ??
         kafka.transactionalProducer({
           transactionalId: `reefer-gateway.${config.gatewayId}`,
           compression: config.kafka.compression,
           transactionTimeoutMs: config.uplink.transactionTimeoutMs,
         }),
-      admin: kafka.admin(),
+      admin: bridgeLink?.admin() ?? kafka.admin(),
       frame: confluent ? frameConfluentRow : (row) => frameTelemetryBody(row.value),
       prepare: confluent
         ? async () => {
@@ -237,6 +267,27 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
     },
   );
   protectedRanges = () => uplink.inFlight();
+
+  // In uplink mode kafka commands come straight from Kafka; in mode mqtt the bridge service is the
+  // gateway's only way to Kafka, so the commands come through it too.
+  let commandSource: CommandSource | undefined;
+  if (config.commands.enabled && config.uplink.mode === 'kafka') {
+    commandSource = createKafkaCommandSource(
+      { gatewayId: config.gatewayId, topic: config.commands.topic, retryMs: config.uplink.maxBackoffMs, closeTimeoutMs: config.uplink.closeTimeoutMs },
+      { createConsumer: (options) => kafka.consumer(options), logger },
+    );
+  }
+  const downlink = config.commands.enabled
+    ? createDownlink(
+        {
+          gatewayId: config.gatewayId,
+          maxPendingCommands: config.commands.maxPending,
+          expiryCheckIntervalMs: config.commands.expiryCheckIntervalMs,
+          retainFinishedMs: config.commands.retainFinishedMs,
+        },
+        { outbox, publish: (containerId, payload) => mqtt.publishCommand(containerId, payload), source: commandSource, onStatusQueued: () => uplink.notify(), logger, now: Date.now },
+      )
+    : undefined;
   queue.onCommit(() => {
     shed(config.outbox.maxBytes);
     uplink.notify();
@@ -264,6 +315,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
       upstream: upstreams.map((u) => u.status()),
       serial: serialPorts.map((port) => port.status()),
       security: mqtt.security(),
+      ...(downlink ? { commands: downlink.stats() } : {}),
     };
   }
 
@@ -293,6 +345,13 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
       onTelemetry: async (publish) => {
         await ingest.ingest(publish.payload, { transport: 'mqtt', source: publish.topic, topicContainerId: publish.containerId });
       },
+      ...(downlink
+        ? {
+            onCommandSubscribe: (containerId: string) => downlink.onSubscribe(containerId),
+            onCommandDelivered: (containerId: string, payload: Buffer) => downlink.onDelivered(containerId, payload),
+            onCommandAck: (ack: { containerId: string; payload: Buffer }) => downlink.onAck(ack.containerId, ack.payload),
+          }
+        : {}),
     },
   );
 
@@ -329,7 +388,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
     ),
   );
 
-  if (config.kafka.createTopics) {
+  // Through the bridge, creating topics is the bridge's job (topics.create).
+  if (config.kafka.createTopics && !bridgeLink) {
     // Kafka may be down at start; the uplink buffers meanwhile, so topic creation must not block ingest.
     const admin = kafka.admin();
     void admin
@@ -337,6 +397,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
         { topic: config.kafka.topic, partitions: config.kafka.partitions },
         ...(config.uplink.statusTopic ? [{ topic: config.uplink.statusTopic, partitions: 1, config: { 'cleanup.policy': 'compact' } }] : []),
         ...(config.kafka.deadLetterTopic ? [{ topic: config.kafka.deadLetterTopic, partitions: 1, config: { 'retention.bytes': String(100 * 1024 * 1024) } }] : []),
+        ...(config.commands.enabled ? [{ topic: config.commands.topic, partitions: config.kafka.partitions }, { topic: config.commands.statusTopic, partitions: config.kafka.partitions }] : []),
       ])
       .catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not create topic; the uplink retries'))
       .finally(() => void admin.close().catch(() => undefined));
@@ -346,7 +407,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
   for (const upstream of upstreams) upstream.start();
   // An absent port does not stop the gateway: it is reopened in the background once it appears.
   await Promise.all(serialPorts.map((port) => port.start()));
+  bridgeLink?.start();
   uplink.start();
+  downlink?.start();
 
   let closing: Promise<void> | undefined;
   const gateway: Gateway = {
@@ -362,6 +425,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
         opsApi.close();
         // Upstream messages still being stored need the outbox open to be acknowledged.
         await Promise.all(upstreams.map((u) => u.close()));
+        // Commands being stored need the outbox open; what is not stored yet is read again after the restart.
+        await downlink?.close();
         await mqtt.close();
         // Lines already read from a port are stored before the outbox closes.
         await Promise.all(serialPorts.map((port) => port.close()));
@@ -369,6 +434,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
         queue.close();
         // Lets the transaction in flight commit (bounded by uplink.closeTimeoutMs); the rest waits for the restart.
         await uplink.close();
+        await bridgeLink?.close();
         await registry?.close();
         outbox.close();
         logger.info('gateway stopped');

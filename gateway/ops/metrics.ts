@@ -137,6 +137,19 @@ export function createMetrics(options: MetricsOptions, deps: MetricsDeps): Gatew
   gauge('reefer_upstream_broker_up', '1 while connected and subscribed to an upstream broker, else 0.', ['broker', 'client_id'], (s) =>
     s.upstream.map((u) => [{ broker: u.broker, client_id: u.clientId }, u.state === 'up' ? 1 : 0]),
   );
+  const commands = (s: GatewayStatus) => s.commands ?? { stored: 0, duplicates: 0, invalid: 0, refused: 0, delivered: 0, applied: 0, rejected: 0, expired: 0, badAcks: 0, pending: 0 };
+  mirroredCounter('reefer_commands_received_total', 'Command records for this gateway, per outcome: stored, duplicate, invalid, refused.', ['outcome'], (s) => {
+    const c = commands(s);
+    return [[{ outcome: 'stored' }, c.stored], [{ outcome: 'duplicate' }, c.duplicates], [{ outcome: 'invalid' }, c.invalid], [{ outcome: 'refused' }, c.refused]];
+  });
+  mirroredCounter('reefer_commands_delivered_total', 'Commands a device acknowledged receiving (MQTT PUBACK).', [], (s) => single(commands(s).delivered));
+  mirroredCounter('reefer_commands_acked_total', 'Commands a device acknowledged on its ack topic, per status: applied, rejected.', ['status'], (s) => [
+    [{ status: 'applied' }, commands(s).applied],
+    [{ status: 'rejected' }, commands(s).rejected],
+  ]);
+  mirroredCounter('reefer_commands_expired_total', 'Commands that expired before reaching their device, never delivered.', [], (s) => single(commands(s).expired));
+  mirroredCounter('reefer_commands_bad_acks_total', 'Acknowledgements from devices that named no command of theirs or did not parse.', [], (s) => single(commands(s).badAcks));
+  gauge('reefer_commands_pending', 'Commands stored at the gateway and waiting for their devices.', [], (s) => single(commands(s).pending));
   gauge('reefer_serial_port_up', '1 while a serial port is open and read, else 0.', ['path'], (s) => s.serial.map((p) => [{ path: p.path }, p.state === 'up' ? 1 : 0]));
 
   return {
