@@ -124,9 +124,9 @@ const uplinkBridge = z
       .optional()
       .describe('TLS settings for mqtts:// URLs.'),
     compression: z
-      .enum(['deflate', 'brotli', 'none'])
-      .default('deflate')
-      .describe('Compression of the batches on the link (see docs/bridge.md for the bytes per reading of each).'),
+      .enum(['brotli', 'deflate', 'none'])
+      .default('brotli')
+      .describe('Compression of the batches on the link: brotli is ~10 % smaller than deflate at no more CPU (docs/bridge.md has the figures).'),
     keepaliveS: z.number().int().min(5).max(65535).default(30).describe('MQTT keep-alive: how soon a bridge gone silent is noticed.'),
     connectTimeoutMs: z.number().int().min(100).max(120000).default(10000).describe('Time allowed from opening the connection to CONNACK.'),
     reconnectMinMs: z.number().int().min(10).max(600000).default(500).describe('First wait before trying the next bridge URL.'),
