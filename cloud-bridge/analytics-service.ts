@@ -123,7 +123,7 @@ export function createAnalyticsService(options: AnalyticsServiceOptions, deps: A
     maxWaitTimeMs: options.maxWaitTimeMs,
     sessionTimeoutMs: options.sessionTimeoutMs,
   });
-  let started = false;
+  let starting: Promise<void> | undefined;
   let closed = false;
 
   const decode = async (record: ConsumedRecord): Promise<Decoded> => {
@@ -241,30 +241,35 @@ export function createAnalyticsService(options: AnalyticsServiceOptions, deps: A
     };
   };
 
+  const startOnce = async (): Promise<void> => {
+    await deps.admin.ensureTopics([{ topic: options.telemetryTopic, partitions: options.telemetryPartitions ?? 3 }]);
+    const partitions = await deps.streams.partitionCount(options.telemetryTopic);
+    if (partitions === null) throw new Error(`telemetry topic ${options.telemetryTopic} does not exist and could not be created`);
+    await deps.admin.ensureTopics([
+      { topic: options.stateTopic, partitions, config: { 'cleanup.policy': 'compact' } },
+      { topic: options.alertsTopic, partitions },
+      ...(options.deadLetterTopic ? [{ topic: options.deadLetterTopic, partitions: 1 }] : []),
+    ]);
+    const statePartitions = await deps.streams.partitionCount(options.stateTopic);
+    if (statePartitions !== partitions) {
+      throw new Error(
+        `state topic ${options.stateTopic} has ${statePartitions} partitions; expected ${partitions}, as many as ${options.telemetryTopic}, so each container's state sits in the partition of its readings`,
+      );
+    }
+    await consumer.start({ assigned, revoked, transform });
+    logger.info({ telemetryTopic: options.telemetryTopic, alertsTopic: options.alertsTopic, stateTopic: options.stateTopic, groupId: options.groupId }, 'analytics started');
+  };
+
   return {
-    async start() {
-      if (started) return;
-      started = true;
-      await deps.admin.ensureTopics([{ topic: options.telemetryTopic, partitions: options.telemetryPartitions ?? 3 }]);
-      const partitions = await deps.streams.partitionCount(options.telemetryTopic);
-      if (partitions === null) throw new Error(`telemetry topic ${options.telemetryTopic} does not exist and could not be created`);
-      await deps.admin.ensureTopics([
-        { topic: options.stateTopic, partitions, config: { 'cleanup.policy': 'compact' } },
-        { topic: options.alertsTopic, partitions },
-        ...(options.deadLetterTopic ? [{ topic: options.deadLetterTopic, partitions: 1 }] : []),
-      ]);
-      const statePartitions = await deps.streams.partitionCount(options.stateTopic);
-      if (statePartitions !== partitions) {
-        throw new Error(
-          `state topic ${options.stateTopic} has ${statePartitions} partitions; expected ${partitions}, as many as ${options.telemetryTopic}, so each container's state sits in the partition of its readings`,
-        );
-      }
-      await consumer.start({ assigned, revoked, transform });
-      logger.info({ telemetryTopic: options.telemetryTopic, alertsTopic: options.alertsTopic, stateTopic: options.stateTopic, groupId: options.groupId }, 'analytics started');
+    start() {
+      starting ??= startOnce();
+      return starting;
     },
     async close() {
       if (closed) return;
       closed = true;
+      // A close that overtakes start() waits for it, so nothing it opens is left running.
+      await starting?.catch(() => undefined);
       await consumer.close();
       await deps.streams.close();
       await deps.admin.close();

@@ -3,12 +3,14 @@
  * `reefer-bridge`: the cloud side's services, one subcommand each (the MQTT uplink bridge, the
  * analytics and the actions consumers). Each subcommand parses its own flags and prints its own help.
  */
+import { analyticsSubcommand } from './analytics-subcommand.js';
 import { serveSubcommand } from './bridge-serve.js';
 import { isEntryPoint } from './entry-point.js';
 import type { BridgeSubcommand, SubcommandIo } from './subcommand.js';
 
 export const SUBCOMMANDS: Readonly<Record<string, BridgeSubcommand>> = {
   serve: serveSubcommand,
+  analytics: analyticsSubcommand,
 };
 
 export function bridgeUsage(): string {
