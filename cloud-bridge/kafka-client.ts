@@ -136,8 +136,12 @@ export interface ConsumerOptions {
 }
 
 export interface KafkaConsumerPort {
-  /** Calls `onRecords` with each fetched batch, in partition order; returns once subscribed. */
-  start(onRecords: (records: ConsumedRecord[]) => Promise<void> | void): Promise<void>;
+  /**
+   * Calls `onRecords` with each fetched batch, in partition order; returns once subscribed. A handler
+   * that takes longer than the session timeout (10 s) calls `control.heartbeat()` meanwhile, or the
+   * group takes its partitions away.
+   */
+  start(onRecords: (records: ConsumedRecord[], control: BatchControl) => Promise<void> | void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -374,7 +378,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
           started = true;
           await consumer.subscribe({ topics: [...consumerOptions.topics], fromBeginning: consumerOptions.fromBeginning ?? true });
           await consumer.run({
-            eachBatch: async ({ batch }) => {
+            eachBatch: async ({ batch, heartbeat }) => {
               const records = batch.messages.map((m) => ({
                 topic: batch.topic,
                 partition: batch.partition,
@@ -384,7 +388,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
                 headers: headersToStrings(m.headers),
                 timestampMs: Number(m.timestamp),
               }));
-              await onRecords(records);
+              await onRecords(records, { heartbeat });
             },
           });
         },
@@ -743,4 +747,10 @@ export function createStreamsClient(options: KafkaClientOptions): StreamsClient 
       await admin.disconnect();
     },
   };
+}
+
+/** What a consumer's batch handler may do while it works on a batch. */
+export interface BatchControl {
+  /** Tells the group the consumer is alive; rejects when the group rebalanced meanwhile. */
+  heartbeat(): Promise<void>;
 }
