@@ -51,6 +51,11 @@ const FLAGS = {
   'maintenance-threshold': { help: 'anomalies that call for maintenance', default: String(DEFAULT_DETECTOR_OPTIONS.maintenanceThreshold), parse: integer(1, 1000) },
   'quiet-readings': { help: 'readings without an anomaly that end an episode', default: String(DEFAULT_DETECTOR_OPTIONS.quietReadingsToReset), parse: integer(1, 1_000_000) },
   'seen-window': { help: 'reading identities remembered per container against repeats', default: String(DEFAULT_DETECTOR_OPTIONS.seenWindow), parse: integer(1, 100_000) },
+  'session-timeout-ms': {
+    help: 'a member silent this long leaves the group and its partitions move; also bounds one batch plus a state rebuild',
+    default: '30000',
+    parse: integer(6000, 1_800_000),
+  },
   'schema-registry-url': { help: 'schema registry, to decode Confluent-framed values', default: undefined, parse: url },
   'kafka-tls-ca-file': { help: "PEM file of the CAs of the brokers' certificates (turns TLS on)", default: undefined, parse: text },
   'kafka-tls-cert-file': { help: 'PEM file of a client certificate (turns TLS on)', default: undefined, parse: text },
@@ -192,6 +197,7 @@ export function createAnalyticsFromSettings(settings: AnalyticsSettings, io: { o
       deadLetterTopic: v['deadletter-topic'],
       groupId: v['group-id'] ?? 'reefer-analytics',
       telemetryPartitions: v['telemetry-partitions'],
+      sessionTimeoutMs: v['session-timeout-ms'],
       detector: { maintenanceThreshold: v['maintenance-threshold'], quietReadingsToReset: v['quiet-readings'], seenWindow: v['seen-window'] },
     },
     {
