@@ -3,14 +3,18 @@
  * `reefer-bridge`: the cloud side's services, one subcommand each (the MQTT uplink bridge, the
  * analytics and the actions consumers). Each subcommand parses its own flags and prints its own help.
  */
+import { actionsSubcommand } from './actions-subcommand.js';
 import { analyticsSubcommand } from './analytics-subcommand.js';
 import { serveSubcommand } from './bridge-serve.js';
+import { commandSubcommand } from './command-subcommand.js';
 import { isEntryPoint } from './entry-point.js';
 import type { BridgeSubcommand, SubcommandIo } from './subcommand.js';
 
 export const SUBCOMMANDS: Readonly<Record<string, BridgeSubcommand>> = {
   serve: serveSubcommand,
   analytics: analyticsSubcommand,
+  actions: actionsSubcommand,
+  command: commandSubcommand,
 };
 
 export function bridgeUsage(): string {

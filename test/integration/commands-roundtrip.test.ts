@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import type { DeviceCommandAck } from '../../device-sim/device-commands.js';
+import { runBridgeCli } from '../../cloud-bridge/cli.js';
+import { createDeviceCommandHandler, type DeviceCommandAck } from '../../device-sim/device-commands.js';
 import { createFleet, type Fleet } from '../../device-sim/fleet.js';
-import { fleetContainerIds } from '../../device-sim/reefer-model.js';
+import { connectDevice, type DeviceConnection } from '../../device-sim/mqtt-transport.js';
+import { createReefer, fleetContainerIds } from '../../device-sim/reefer-model.js';
 import { createCommandTopics, eventually, publishCommands, readStatuses, testCommand, type StatusReader } from '../harness/command-topics.js';
 import { startTestGateway, type GatewayUnderTest } from '../harness/gateway-under-test.js';
 import { readTopic, type TopicReader } from '../harness/topic-reader.js';
@@ -13,13 +15,15 @@ let gw: GatewayUnderTest | undefined;
 let fleet: Fleet | undefined;
 let telemetry: TopicReader | undefined;
 let statuses: StatusReader | undefined;
+let device: DeviceConnection | undefined;
 
 afterEach(async () => {
+  await device?.close();
   await fleet?.stop();
   await gw?.close();
   await telemetry?.close();
   await statuses?.close();
-  fleet = gw = telemetry = statuses = undefined;
+  fleet = gw = telemetry = statuses = device = undefined;
 });
 
 describe('commands round trip', () => {
@@ -81,5 +85,44 @@ describe('commands round trip', () => {
     expect(before.every((r) => r.value.target_temperature === oldSetpoint)).toBe(true);
     expect(telemetry.records().filter((r) => r.key === other).every((r) => r.value.target_temperature !== newSetpoint)).toBe(true);
     expect(gw.gateway.status().commands).toMatchObject({ stored: 1, applied: 1, expired: 0, pending: 0, duplicates: 0 });
+  });
+
+  it('reefer-bridge command --wait publishes a defrost command, prints its id and statuses, and exits 0 once the device applied it; a second defrost while one runs is rejected, exit 1', async () => {
+    const topics = await createCommandTopics(bootstrap);
+    const gatewayId = `gw-cmd-${randomUUID().slice(0, 8)}`;
+    gw = await startTestGateway(bootstrap, { gatewayId, commands: { enabled: true, topic: topics.commands, statusTopic: topics.status } });
+    const containerId = 'C-cli';
+    const reefer = createReefer({ containerId, seed: 5, product: 'P02' });
+    const handler = createDeviceCommandHandler(reefer);
+    device = await connectDevice({ url: gw.mqttUrl, clientId: containerId, qos: 1 });
+    device.onMessage((_topic, payload) => {
+      const ack = handler.handle(payload);
+      if (ack) void device!.publish(`reefer/${containerId}/commands/ack`, ack);
+    });
+    await device.subscribe(`reefer/${containerId}/commands`);
+
+    const run = async (args: string[]) => {
+      let out = '';
+      let err = '';
+      const code = await runBridgeCli(
+        ['command', '--brokers', bootstrap, '--topic', topics.commands, '--status-topic', topics.status, '--container', containerId, '--gateway', gatewayId, '--ttl', '2m', '--wait', '--wait-timeout', '30s', ...args],
+        { stdout: { write: (t: string) => (out += t) }, stderr: { write: (t: string) => (err += t) }, env: {}, stopRequested: new Promise(() => {}) },
+      );
+      return { code, lines: out.trim().split('\n'), err };
+    };
+    const first = await run(['--defrost']);
+    expect(first.err).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.lines[0]).toMatch(/^cmd-/);
+    expect(first.lines.slice(1).filter((l) => l !== 'delivered')).toEqual(['stored', 'applied']);
+    expect(reefer.state().defrostRemainingMin).toBeGreaterThan(0);
+
+    const second = await run(['--defrost']);
+    expect(second.code).toBe(1);
+    expect(second.lines.at(-1)).toBe('rejected: a defrost is already running');
+
+    const usage = await run(['--setpoint', '4', '--maintenance']);
+    expect(usage.code).toBe(2);
+    expect(usage.err).toMatch(/expected exactly one of --setpoint, --maintenance and --defrost/);
   });
 });
