@@ -605,9 +605,13 @@ export function createStreamsClient(options: KafkaClientOptions): StreamsClient 
           await consumer.subscribe({ topics: [eo.topic], fromBeginning: true });
           await consumer.run({
             autoCommit: false,
-            eachBatch: async ({ batch }) => {
+            eachBatch: async ({ batch, heartbeat }) => {
               const partition = batch.partition;
-              if (!ready.has(partition)) await initialise();
+              if (!ready.has(partition)) {
+                await initialise();
+                // A rebuild can be long; a rebalance meanwhile fails this batch and starts over.
+                await heartbeat();
+              }
               const state = ready.get(partition);
               // Assigned to another member by a join that happened while this batch was in flight.
               if (!state) return;

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { ReeferAlert } from '../../cloud-bridge/alerts.js';
 import type { AnalyticsService } from '../../cloud-bridge/analytics-service.js';
 import type { KafkaRecord } from '../../cloud-bridge/kafka-client.js';
+import { encodeTelemetryVersionSingleObject } from '../../schemas/avro.js';
 import type { ReeferTelemetry } from '../../schemas/reefer-reading.js';
 import { REFERENCE_READING } from '../harness/reference-reading.js';
 import { readRawTopic } from '../harness/topic-reader.js';
@@ -100,7 +101,7 @@ describe('analytics state across restarts, rebalances and redelivery', () => {
     );
   });
 
-  it('counts each reading once when the same readings reach the topic twice, or again through another gateway; bad records are skipped', async () => {
+  it('counts each reading once when the same readings reach the topic twice, or again through another gateway; bad records are skipped; v1 and v2 records alike', async () => {
     const topics = analyticsTopics();
     const run = launch(topics);
     await run.started;
@@ -112,15 +113,21 @@ describe('analytics state across restarts, rebalances and redelivery', () => {
     const garbage: KafkaRecord[] = [
       { key: 'C-D1', value: Buffer.from('not avro') },
       { key: 'C-D2', value: Buffer.from([0xc3, 0x01, 1, 2, 3]) },
+      { key: 'C-D3', value: Buffer.from([0, 0, 0, 0, 7, 2, 4]) },
     ];
-    await produce(bootstrap, topics.telemetryTopic, originals.map(telemetryRecord));
-    await produce(bootstrap, topics.telemetryTopic, [...garbage, ...originals.map(telemetryRecord), ...viaOtherGateway.map(telemetryRecord)]);
+    // Gateways on either schema version feed the topic: container C-D4's readings are written as v2.
+    const asRecord = (r: ReeferTelemetry): KafkaRecord =>
+      r.container_id === 'C-D4'
+        ? { ...telemetryRecord(r), value: encodeTelemetryVersionSingleObject({ ...r, lane: 'alarm', replayed: false, failure_label: null }, 2) }
+        : telemetryRecord(r);
+    await produce(bootstrap, topics.telemetryTopic, originals.map(asRecord));
+    await produce(bootstrap, topics.telemetryTopic, [...garbage, ...originals.map(asRecord), ...viaOtherGateway.map(telemetryRecord)]);
     const total = originals.length * 2 + viaOtherGateway.length + garbage.length;
     await processed([run.service], total);
 
     const stats = run.service.stats();
     expect(stats.readings).toEqual({ evaluated: originals.length, late: 0, duplicate: originals.length + viaOtherGateway.length, 'too-late': 0 });
-    expect(stats.undecodable).toEqual({ 'unknown-framing': 1, 'bad-avro': 1 });
+    expect(stats.undecodable).toEqual({ 'unknown-framing': 1, 'bad-avro': 1, 'no-registry': 1 });
 
     // What a single delivery raises: one anomaly per CO2 reading.
     const expectedAnomalies = containers.reduce((sum, _c, i) => sum + Math.ceil(30 / (i + 2)), 0);
@@ -137,6 +144,6 @@ describe('analytics state across restarts, rebalances and redelivery', () => {
     }
     const deadLetters = await readRawTopic(bootstrap, topics.deadLetterTopic);
     cleanups.push(() => deadLetters.close());
-    await expect.poll(() => deadLetters.records().map((r) => r.headers.reason).sort(), { timeout: 10_000 }).toEqual(['bad-avro', 'unknown-framing']);
+    await expect.poll(() => deadLetters.records().map((r) => r.headers.reason).sort(), { timeout: 10_000 }).toEqual(['bad-avro', 'no-registry', 'unknown-framing']);
   });
 });
