@@ -32,7 +32,7 @@ export interface DownlinkOptions {
 }
 
 export interface DownlinkDeps {
-  outbox: Pick<Outbox, 'storeCommand' | 'pendingCommands' | 'pendingCommandCount' | 'command' | 'setCommandState' | 'pruneCommands'>;
+  outbox: Pick<Outbox, 'storeCommand' | 'pendingCommands' | 'pendingCommandCount' | 'expiredCommands' | 'command' | 'setCommandState' | 'pruneCommands'>;
   /** Publishes a command to the device's commands topic (QoS 1). */
   publish(containerId: string, payload: Buffer): Promise<void>;
   /** Where commands come from; none means only what is already stored is delivered. */
@@ -77,12 +77,16 @@ export interface Downlink {
   close(): Promise<void>;
 }
 
+/** How often finished commands past commands.retainFinishedMs are forgotten. */
+const PRUNE_INTERVAL_MS = 3_600_000;
+
 export function createDownlink(options: DownlinkOptions, deps: DownlinkDeps): Downlink {
   const log = deps.logger.child({ component: 'downlink' });
   const counts: Omit<DownlinkStats, 'pending'> = { stored: 0, duplicates: 0, invalid: 0, refused: 0, delivered: 0, applied: 0, rejected: 0, expired: 0, badAcks: 0 };
   let timer: NodeJS.Timeout | undefined;
   let running = false;
   let closing: Promise<void> | undefined;
+  let lastPruneMs = Number.NEGATIVE_INFINITY;
 
   function statusRow(c: { commandId: string; containerId: string }, status: CommandState, detail?: string) {
     const timeMs = deps.now();
@@ -122,7 +126,11 @@ export function createDownlink(options: DownlinkOptions, deps: DownlinkDeps): Do
     const now = deps.now();
     try {
       // A command already on its way may have been applied; only one never delivered is expired here.
-      for (const c of deps.outbox.pendingCommands()) if (c.state === 'stored' && c.expiresMs <= now) expire(c);
+      for (const c of deps.outbox.expiredCommands(now)) expire(c);
+      if (now - lastPruneMs >= PRUNE_INTERVAL_MS) {
+        lastPruneMs = now;
+        deps.outbox.pruneCommands(now - options.retainFinishedMs);
+      }
     } catch (error) {
       log.error({ err: error instanceof Error ? error.message : String(error) }, 'could not check commands for expiry');
     }
@@ -198,11 +206,6 @@ export function createDownlink(options: DownlinkOptions, deps: DownlinkDeps): Do
       if (running || closing) return;
       running = true;
       sweep();
-      try {
-        deps.outbox.pruneCommands(deps.now() - options.retainFinishedMs);
-      } catch (error) {
-        log.error({ err: error instanceof Error ? error.message : String(error) }, 'could not prune finished commands');
-      }
       timer = setInterval(sweep, options.expiryCheckIntervalMs);
       timer.unref();
       deps.source?.start(store);

@@ -132,6 +132,8 @@ export interface Outbox {
   /** Commands not yet in a final state (stored or delivered), oldest first; of one container when given. */
   pendingCommands(containerId?: string): StoredCommand[];
   pendingCommandCount(): number;
+  /** Commands still `stored` (never delivered) whose expiry is at or before `nowMs`. */
+  expiredCommands(nowMs: number): StoredCommand[];
   command(commandId: string): StoredCommand | null;
   /** Moves a command from state `from` to `to` and queues its status row, in one transaction; false when it was not in `from`. */
   setCommandState(commandId: string, from: string, to: string, status: CommandStatusRow): boolean;
@@ -222,6 +224,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
       value BLOB NOT NULL
     );
     CREATE INDEX IF NOT EXISTS command_open ON command (container_id, received_ms) WHERE state IN ('stored', 'delivered');
+    CREATE INDEX IF NOT EXISTS command_expiry ON command (expires_ms) WHERE state = 'stored';
     CREATE TABLE IF NOT EXISTS command_status (
       id INTEGER PRIMARY KEY,
       container_id TEXT NOT NULL,
@@ -321,6 +324,9 @@ export function openOutbox(options: OutboxOptions): Outbox {
   );
   const selectOpenCommandsOf = db.prepare<[string], StoredCommand>(
     `SELECT ${commandColumns} FROM command WHERE container_id = ? AND state IN ('stored', 'delivered') ORDER BY received_ms, rowid`,
+  );
+  const selectExpiredCommands = db.prepare<[number], StoredCommand>(
+    `SELECT ${commandColumns} FROM command WHERE state = 'stored' AND expires_ms <= ? ORDER BY expires_ms`,
   );
   const countOpenCommands = db.prepare<[], { n: number }>("SELECT count(*) AS n FROM command WHERE state IN ('stored', 'delivered')");
   const selectCommand = db.prepare<[string], StoredCommand>(`SELECT ${commandColumns} FROM command WHERE command_id = ?`);
@@ -526,6 +532,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     storeCommand: (command, status) => storeCommandTx(command, status),
     pendingCommands: (containerId) => (containerId === undefined ? selectOpenCommands.all() : selectOpenCommandsOf.all(containerId)),
     pendingCommandCount: () => countOpenCommands.get()?.n ?? 0,
+    expiredCommands: (nowMs) => selectExpiredCommands.all(nowMs),
     command: (commandId) => selectCommand.get(commandId) ?? null,
     setCommandState: (commandId, from, to, status) => setCommandStateTx(commandId, from, to, status),
     commandStatuses: (limit) => selectCommandStatuses.all(limit),
