@@ -9,7 +9,11 @@ import { encodeAlert, type ContainerAnomaly, type MaintenanceNeeded } from '../.
 import { decodeCommand } from '../../cloud-bridge/commands.js';
 import { createKafkaClient } from '../../cloud-bridge/kafka-client.js';
 import { createLogger } from '../../gateway/ops/logger.js';
-import { eventually } from '../harness/command-topics.js';
+import { createDeviceCommandHandler } from '../../device-sim/device-commands.js';
+import { connectDevice, type DeviceConnection } from '../../device-sim/mqtt-transport.js';
+import { createReefer } from '../../device-sim/reefer-model.js';
+import { eventually, readStatuses } from '../harness/command-topics.js';
+import { startTestGateway, type GatewayUnderTest } from '../harness/gateway-under-test.js';
 import { readRawTopic } from '../harness/topic-reader.js';
 
 const bootstrap = inject('kafkaBootstrap');
@@ -41,25 +45,36 @@ async function startOrderEndpoint(): Promise<{ url: string; requests: OrderReque
   return { url: `http://127.0.0.1:${port}/orders`, requests, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-function maintenanceNeeded(containerId: string, seq: number): MaintenanceNeeded {
-  return { type: 'MaintenanceNeeded', alertId: `gw-ship-7/${seq}/maintenance`, containerId, gatewayId: 'gw-ship-7', timeMs: Date.now(), anomalyCount: 3, rules: ['co2', 'co2', 'power-off'] };
+function maintenanceNeeded(gatewayId: string, containerId: string, seq: number): MaintenanceNeeded {
+  return { type: 'MaintenanceNeeded', alertId: `${gatewayId}/${seq}/maintenance`, containerId, gatewayId, timeMs: Date.now(), anomalyCount: 3, rules: ['co2', 'co2', 'power-off'] };
 }
 
 let service: ActionsService | undefined;
+let gw: GatewayUnderTest | undefined;
+let device: DeviceConnection | undefined;
 let endpoint: Awaited<ReturnType<typeof startOrderEndpoint>> | undefined;
 const readers: { close(): Promise<void> }[] = [];
 
 afterEach(async () => {
   await service?.close();
+  await device?.close();
+  await gw?.close();
   await endpoint?.close();
   await Promise.all(readers.splice(0).map((r) => r.close()));
-  service = endpoint = undefined;
+  service = endpoint = gw = device = undefined;
 });
 
 describe('maintenance actions consumer', () => {
-  it('places an order and issues a maintenance command per MaintenanceNeeded once, retries a failing endpoint through the retry topic after its delay, and dead-letters one that keeps failing after 3 attempts with the reason', async () => {
+  it('places an order and issues a maintenance command per MaintenanceNeeded once (which the container\'s device applies), retries a failing endpoint through the retry topic after its delay, and dead-letters one that keeps failing after 3 attempts with the reason', async () => {
     const suffix = randomUUID().slice(0, 8);
-    const topics = { alerts: `reefer-alerts-${suffix}`, retry: `reefer-alerts-retry-${suffix}`, dlq: `reefer-alerts-dlq-${suffix}`, commands: `reefer-commands-${suffix}` };
+    const topics = {
+      alerts: `reefer-alerts-${suffix}`,
+      retry: `reefer-alerts-retry-${suffix}`,
+      dlq: `reefer-alerts-dlq-${suffix}`,
+      commands: `reefer-commands-${suffix}`,
+      status: `reefer-command-status-${suffix}`,
+    };
+    const gatewayId = `gw-ship-${suffix}`;
     const kafka = createKafkaClient({ brokers: [bootstrap], clientId: 'test-actions' });
     endpoint = await startOrderEndpoint();
     const baseDelayMs = 300;
@@ -81,11 +96,23 @@ describe('maintenance actions consumer', () => {
     );
     await service.start();
 
-    const ok = maintenanceNeeded('C-ok', 101);
-    const flaky = maintenanceNeeded('C-flaky', 202);
-    const down = maintenanceNeeded('C-down', 303);
+    // The gateway that serves C-ok, and C-ok's device, which obeys the maintenance command.
+    gw = await startTestGateway(bootstrap, { gatewayId, commands: { enabled: true, topic: topics.commands, statusTopic: topics.status } });
+    const statuses = await readStatuses(bootstrap, topics.status);
+    readers.push(statuses);
+    const handler = createDeviceCommandHandler(createReefer({ containerId: 'C-ok', seed: 1 }));
+    device = await connectDevice({ url: gw.mqttUrl, clientId: 'C-ok', qos: 1 });
+    device.onMessage((_topic, payload) => {
+      const ack = handler.handle(payload);
+      if (ack) void device!.publish('reefer/C-ok/commands/ack', ack);
+    });
+    await device.subscribe('reefer/C-ok/commands');
+
+    const ok = maintenanceNeeded(gatewayId, 'C-ok', 101);
+    const flaky = maintenanceNeeded(gatewayId, 'C-flaky', 202);
+    const down = maintenanceNeeded(gatewayId, 'C-down', 303);
     const anomaly: ContainerAnomaly = {
-      type: 'ContainerAnomaly', alertId: 'gw-ship-7/100/co2', containerId: 'C-ok', gatewayId: 'gw-ship-7', timeMs: Date.now(),
+      type: 'ContainerAnomaly', alertId: `${gatewayId}/100/co2`, containerId: 'C-ok', gatewayId, timeMs: Date.now(),
       rule: 'co2', seq: 100, measurementTimeMs: Date.now(), detail: 'CO2 12.1 > 10.8', anomalyCount: 1,
     };
     const producer = kafka.producer();
@@ -127,7 +154,10 @@ describe('maintenance actions consumer', () => {
     expect(issued.map((c) => (c.command.ok ? c.command.value.commandId : c.command.reason)).sort()).toEqual(
       [down, flaky, ok].map((a) => maintenanceCommandId(a.alertId)).sort(),
     );
-    expect(issued.every((c) => c.gateway === 'gw-ship-7' && c.command.ok && c.command.value.kind === 'maintenance')).toBe(true);
+    expect(issued.every((c) => c.gateway === gatewayId && c.command.ok && c.command.value.kind === 'maintenance')).toBe(true);
+    // The device applied its maintenance command once; the others wait at the gateway for their devices.
+    await statuses.waitUntil((all) => all.some((s) => s.commandId === maintenanceCommandId(ok.alertId) && s.status === 'applied'), 20_000, 'C-ok applied');
+    expect(handler.handled()).toBe(1);
     expect(service.stats()).toMatchObject({ alerts: 4, duplicates: 1, ignored: 1, commandsIssued: 3, ordersPlaced: 2, deadLettered: 1, retriesScheduled: 4 });
   });
 });
