@@ -290,6 +290,12 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
         async connect() {
           if (connected) return;
           await producer.connect();
+          // kafkajs registers the transactional id at the first transaction, not on connect. An empty
+          // transaction registers it now: the previous incarnation is fenced and whatever it left open is
+          // finished (a commit already under way) or aborted before the caller reads its marker, so a late
+          // commit by a stalled predecessor cannot land after that read.
+          const fence = await producer.transaction();
+          await fence.abort();
           connected = true;
         },
         async commit(sends, marker) {
