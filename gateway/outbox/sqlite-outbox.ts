@@ -225,8 +225,10 @@ export function openOutbox(options: OutboxOptions): Outbox {
     );
     CREATE INDEX IF NOT EXISTS command_open ON command (container_id, received_ms) WHERE state IN ('stored', 'delivered');
     CREATE INDEX IF NOT EXISTS command_expiry ON command (expires_ms) WHERE state = 'stored';
+    -- AUTOINCREMENT: an id is never reused, even once the table was emptied, because the uplink's
+    -- progress marker names committed rows by id range and recovery deletes that range.
     CREATE TABLE IF NOT EXISTS command_status (
-      id INTEGER PRIMARY KEY,
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
       container_id TEXT NOT NULL,
       time_ms INTEGER NOT NULL,
       value BLOB NOT NULL
