@@ -1,14 +1,18 @@
 /**
  * `npm run demo`: the whole pipeline on one machine. Starts a local Kafka broker, the gateway, a
- * simulated fleet of reefers, and a live view of the readings arriving in Kafka; Ctrl-C (or
- * --duration) stops everything and leaves nothing running.
+ * simulated fleet of reefers (a few of them failing), the anomaly detector, and a live view of the
+ * readings and alerts arriving in Kafka; Ctrl-C (or --duration) stops everything and leaves nothing
+ * running.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createKafkaClient } from '../../cloud-bridge/kafka-client.js';
+import type { ReeferAlert } from '../../cloud-bridge/alerts.js';
+import { createAnalyticsService } from '../../cloud-bridge/analytics-service.js';
+import { createKafkaClient, createStreamsClient } from '../../cloud-bridge/kafka-client.js';
 import { createFleet } from '../../device-sim/fleet.js';
+import { fleetContainerIds } from '../../device-sim/reefer-model.js';
 import { resolveConfig } from '../../gateway/config.js';
 import { startGateway } from '../../gateway/main.js';
 import { createLogger } from '../../gateway/ops/logger.js';
@@ -19,7 +23,8 @@ import { KAFKA_VERSION, startKafkaBroker } from './kafka-broker.js';
 
 const USAGE = `Usage: npm run demo -- [--devices N] [--rate R] [--duration S] [--mqtt-port P]
 
-Starts a local Kafka ${KAFKA_VERSION} broker, the gateway and a simulated fleet, and shows readings arriving in Kafka.
+Starts a local Kafka ${KAFKA_VERSION} broker, the gateway, a simulated fleet with a few failing reefers and the
+anomaly detector, and shows readings and alerts arriving in Kafka.
   --devices N     simulated reefers (default 20)
   --rate R        readings per second across the fleet (default 20)
   --duration S    stop after S seconds (default: run until Ctrl-C)
@@ -88,6 +93,18 @@ async function main(): Promise<void> {
   const admin = kafka.admin();
   await admin.ensureTopics([{ topic: config.kafka.topic, partitions: config.kafka.partitions }]);
   await admin.close();
+  // The reference anomaly detector, as `reefer-bridge analytics` runs it.
+  const alerts: ReeferAlert[] = [];
+  const analytics = createAnalyticsService(
+    { telemetryTopic: config.kafka.topic, alertsTopic: 'reefer-alerts', stateTopic: 'reefer-analytics-state', groupId: 'demo-analytics' },
+    {
+      streams: createStreamsClient({ brokers: [broker.bootstrap], clientId: 'demo-analytics' }),
+      admin: createKafkaClient({ brokers: [broker.bootstrap], clientId: 'demo-analytics' }).admin(),
+      logger: createLogger('warn'),
+      onAlert: (alert) => alerts.push(alert),
+    },
+  );
+  await analytics.start();
   const latest = new Map<string, ReeferTelemetry>();
   let inKafka = 0;
   const view = kafka.consumer({ groupId: `demo-view-${Date.now()}`, topics: [config.kafka.topic], fromBeginning: true });
@@ -102,6 +119,7 @@ async function main(): Promise<void> {
     }
   });
 
+  const containerIds = fleetContainerIds(devices);
   const fleet = createFleet({
     mqttUrl: `mqtt://127.0.0.1:${gateway.mqttPort()}`,
     devices,
@@ -109,6 +127,15 @@ async function main(): Promise<void> {
     seed: 1,
     qos: 1,
     form: 'canonical-json',
+    // Simulated time runs at a reading per device every 5 minutes, so failures show within a minute.
+    timeScale: (300 * rate) / devices,
+    // One reefer in ten fails, each in one of the reference modes, for 40 readings from its 10th.
+    scenario: {
+      failures: (['poweroff', 'co2sensor', 'o2sensor', 'temperature', 'tempgrowth'] as const).flatMap((mode, i) => {
+        const container = containerIds[i * 10];
+        return container === undefined ? [] : [{ target: { containers: [container] }, mode, start: { reading: 10 }, readings: 40, origin: `demo failure ${i}` }];
+      }),
+    },
   });
   const running = fleet.run();
   say(`Simulating ${devices} reefers at ${rate} readings/s. Ctrl-C to stop.\n`);
@@ -126,6 +153,11 @@ async function main(): Promise<void> {
       const time = new Date(r.measurement_time).toISOString().replace('T', ' ').slice(0, 19);
       say(`  ${r.container_id} ${r.product_id ?? '---'}  ${time}  ${r.temperature.toFixed(2)} °C (setpoint ${r.target_temperature ?? '?'})  seq ${r.seq}`);
     }
+    const a = analytics.stats();
+    say(`alerts: ${a.anomalies} anomalies, ${a.maintenanceNeeded} maintenance needed (topic reefer-alerts)`);
+    for (const alert of alerts.slice(-3)) {
+      say(`  ${alert.containerId} ${alert.type === 'ContainerAnomaly' ? `${alert.rule}: ${alert.detail}` : `maintenance needed after ${alert.anomalyCount} anomalies (${alert.rules.join(', ')})`}`);
+    }
   }, 1000);
 
   let stopping: Promise<void> | undefined;
@@ -135,6 +167,7 @@ async function main(): Promise<void> {
       await fleet.stop();
       await running;
       await gateway.close();
+      await analytics.close();
       await view.close();
       await broker.close();
       rmSync(dataDir, { recursive: true, force: true });
