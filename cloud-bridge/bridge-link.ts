@@ -109,6 +109,9 @@ function readPem(file: string, what: string): Buffer {
   }
 }
 
+/** Longest close() waits for a command being stored. */
+const COMMAND_CLOSE_WAIT_MS = 2000;
+
 interface Pending {
   resolve(reply: BridgeReply): void;
   reject(error: Error): void;
@@ -338,7 +341,9 @@ export function createBridgeLink(options: BridgeLinkOptions, deps: { logger: Log
       closing ??= (async () => {
         clearTimeout(reconnectTimer);
         reconnectTimer = undefined;
-        await commandChain.catch(() => undefined);
+        // A command being stored finishes first, so its acknowledgement can still go; one that does
+        // not finish in time is left for the bridge to feed again (the downlink drops the repeat).
+        await Promise.race([commandChain.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, COMMAND_CLOSE_WAIT_MS).unref())]);
         const c = client;
         client = undefined;
         ready = false;
