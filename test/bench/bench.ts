@@ -318,7 +318,16 @@ async function stages(broker: KafkaBroker): Promise<Record<string, number>> {
   const producer = kafka.transactionalProducer({ transactionalId: `bench-stage-${Date.now()}`, compression: defaults.kafka.compression });
   await producer.connect();
   const commits = Math.max(1, Math.round(READINGS / records.length));
-  await producer.commit([{ topic, records }]); // warm up
+  // Warm up; the first marker also waits for the broker to create its offsets topic and group coordinator.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await producer.commit([{ topic, records }], { groupId: 'bench-stage-progress', topic, partition: 0, offset: 0, metadata: 'x:0-0' });
+      break;
+    } catch (error) {
+      if (attempt >= 30) throw error;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
   let start = performance.now();
   for (let i = 0; i < commits; i++) {
     await producer.commit([{ topic, records }], { groupId: 'bench-stage-progress', topic, partition: 0, offset: i, metadata: `x:${i}-${i}` });
