@@ -470,6 +470,16 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
           deps.onCommandSubscribe?.(match[1]!, client.id);
         }
       });
+      // A device with a persistent session gets its subscriptions back without subscribing again.
+      b.on('clientReady', (client) => {
+        const restored = (client as unknown as { subscriptions?: Record<string, unknown> }).subscriptions ?? {};
+        for (const topic of Object.keys(restored)) {
+          const match = COMMANDS_TOPIC.exec(topic);
+          if (!match) continue;
+          commandSubscription(client, match[1]!, true);
+          deps.onCommandSubscribe?.(match[1]!, client.id);
+        }
+      });
       b.on('unsubscribe', (topics, client) => {
         for (const topic of topics) {
           const match = COMMANDS_TOPIC.exec(topic);

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import mqtt from 'mqtt';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { CommandStatus } from '../../cloud-bridge/commands.js';
 import { createDeviceCommandHandler } from '../../device-sim/device-commands.js';
@@ -95,5 +96,45 @@ describe('commands through a gateway outage', () => {
     expect(gw.gateway.status().commands).toMatchObject({ stored: 1, delivered: 1, applied: 1, expired: 1, pending: 0 });
     // Statuses are sent exactly once: a duplicate arriving during the last second would show up here.
     expect(statuses.statuses()).toHaveLength(all.length);
+  });
+
+  it('sends a device with a persistent session the commands that waited for it when it reconnects, without it subscribing again', async () => {
+    const topics = await createCommandTopics(bootstrap);
+    const gatewayId = `gw-cmd-${randomUUID().slice(0, 8)}`;
+    gw = await startTestGateway(bootstrap, { gatewayId, commands: { enabled: true, topic: topics.commands, statusTopic: topics.status } });
+    statuses = await readStatuses(bootstrap, topics.status);
+    const containerId = 'C-persistent';
+    const options = { clientId: containerId, clean: false, protocolVersion: 4 as const, resubscribe: false, reconnectPeriod: 0 };
+    const connected = (client: mqtt.MqttClient) =>
+      new Promise<{ sessionPresent: boolean }>((resolve, reject) => {
+        client.once('connect', resolve);
+        client.once('error', reject);
+      });
+
+    const first = mqtt.connect(gw.mqttUrl, options);
+    await connected(first);
+    await first.subscribeAsync(`reefer/${containerId}/commands`, { qos: 1 });
+    await first.endAsync();
+
+    const waiting = testCommand({ containerId, gatewayId, kind: 'defrost' });
+    await publishCommands(bootstrap, topics.commands, [waiting]);
+    await statuses.waitUntil((all) => statesOf(all, waiting.commandId).includes('stored'), 20_000, 'stored');
+
+    const again = mqtt.connect(gw.mqttUrl, options);
+    const reconnected = connected(again);
+    const received: string[] = [];
+    again.on('message', (_topic, payload) => {
+      const { commandId } = JSON.parse(payload.toString('utf8')) as { commandId: string };
+      received.push(commandId);
+      again.publish(`reefer/${containerId}/commands/ack`, JSON.stringify({ commandId, status: 'applied' }), { qos: 1 });
+    });
+    try {
+      expect((await reconnected).sessionPresent).toBe(true);
+      const all = await statuses.waitUntil((s) => statesOf(s, waiting.commandId).includes('applied'), 20_000, 'applied');
+      expect(received).toEqual([waiting.commandId]);
+      expect(statesOf(all, waiting.commandId).filter((s) => s !== 'delivered')).toEqual(['stored', 'applied']);
+    } finally {
+      await again.endAsync();
+    }
   });
 });
