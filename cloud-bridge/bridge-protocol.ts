@@ -40,6 +40,12 @@ export function parseBridgeTopic(topic: string): { gatewayId: string; channel: B
   return m ? { gatewayId: m[1]!, channel: m[2] as BridgeChannel } : null;
 }
 
+/** One authenticated connection of a gateway to a bridge instance; a reconnect gets a new connectionId. */
+export interface GatewayConnection {
+  gatewayId: string;
+  connectionId: number;
+}
+
 /** What the gateway's transactional id, progress group and command group are: derived, never sent. */
 export function gatewayKafkaIds(gatewayId: string): { transactionalId: string; progressGroup: string; commandGroup: string } {
   return {

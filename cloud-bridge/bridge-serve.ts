@@ -96,9 +96,9 @@ export async function startBridge(config: Readonly<BridgeConfig>, deps: { logger
     { host: config.mqtt.host, port: config.mqtt.port, tls: config.mqtt.tls, logins },
     {
       logger,
-      onRequest: (gatewayId, payload) => service.handleRequest(gatewayId, payload),
-      onCommandsWanted: (gatewayId) => service.commandsWanted(gatewayId),
-      onGatewayGone: (gatewayId) => service.gatewayGone(gatewayId),
+      onRequest: (connection, payload) => service.handleRequest(connection, payload),
+      onCommandsWanted: (connection) => service.commandsWanted(connection),
+      onConnectionGone: (connection) => service.connectionGone(connection),
     },
   );
   try {

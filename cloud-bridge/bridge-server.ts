@@ -11,7 +11,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { parsePasswordHash, verifyPassword, type PasswordHash } from './bridge-password.js';
-import { bridgeTopic, parseBridgeTopic, type BridgeChannel } from './bridge-protocol.js';
+import { bridgeTopic, parseBridgeTopic, type BridgeChannel, type GatewayConnection } from './bridge-protocol.js';
 
 export interface BridgeServerTls {
   /** 0 lets the OS choose. */
@@ -44,11 +44,11 @@ export interface BridgeServerDeps {
    * published to the gateway before the request is acknowledged. Never rejects for Kafka's failures:
    * those are error replies.
    */
-  onRequest(gatewayId: string, payload: Buffer): Promise<Buffer>;
-  /** The gateway subscribed to its commands. */
-  onCommandsWanted?(gatewayId: string): void;
-  /** The gateway's connection that took commands closed. */
-  onGatewayGone?(gatewayId: string): void;
+  onRequest(connection: GatewayConnection, payload: Buffer): Promise<Buffer>;
+  /** The gateway subscribed to its commands on this connection. */
+  onCommandsWanted?(connection: GatewayConnection): void;
+  /** An authenticated connection closed. */
+  onConnectionGone?(connection: GatewayConnection): void;
 }
 
 export type BridgeRefusal = 'no-credentials' | 'unknown-user' | 'bad-password' | 'publish-denied' | 'subscribe-denied' | 'tls-handshake';
@@ -95,9 +95,8 @@ export function createBridgeServer(options: BridgeServerOptions, deps: BridgeSer
     if (logins.has(login.username)) throw new Error(`bridge login ${JSON.stringify(login.username)} is listed twice`);
     logins.set(login.username, parsed.hash);
   }
-  const gatewayOf = new WeakMap<Client, string>();
-  /** Clients subscribed to their commands, so their disconnect stops the command feed. */
-  const commandClients = new Set<Client>();
+  const connectionOf = new WeakMap<Client, GatewayConnection>();
+  let connections = 0;
   const sockets = new Set<Socket>();
   const refusedCounts: Partial<Record<BridgeRefusal, number>> = {};
   let broker: Aedes | undefined;
@@ -130,7 +129,8 @@ export function createBridgeServer(options: BridgeServerOptions, deps: BridgeSer
     check(username, password).then(
       (outcome) => {
         if (outcome === 'ok') {
-          gatewayOf.set(client, username!);
+          connections += 1;
+          connectionOf.set(client, { gatewayId: username!, connectionId: connections });
           done(null, true);
           return;
         }
@@ -150,9 +150,10 @@ export function createBridgeServer(options: BridgeServerOptions, deps: BridgeSer
       callback(null);
       return;
     }
-    const gatewayId = gatewayOf.get(client);
+    const connection = connectionOf.get(client);
+    const gatewayId = connection?.gatewayId;
     const target = parseBridgeTopic(packet.topic);
-    if (!gatewayId || !target || target.gatewayId !== gatewayId || target.channel !== 'request') {
+    if (!connection || !target || target.gatewayId !== gatewayId || target.channel !== 'request') {
       // MQTT 3.1.1 has no refusal code for a publish: the connection is closed.
       refuse('publish-denied', { username: gatewayId, topic: packet.topic.slice(0, 256) });
       callback(new Error('publish-denied'));
@@ -160,8 +161,8 @@ export function createBridgeServer(options: BridgeServerOptions, deps: BridgeSer
     }
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     deps
-      .onRequest(gatewayId, payload)
-      .then((reply) => publish(gatewayId, 'reply', reply))
+      .onRequest(connection, payload)
+      .then((reply) => publish(connection.gatewayId, 'reply', reply))
       .then(
         // The request itself goes no further: nobody may subscribe to request topics.
         () => callback(null),
@@ -173,19 +174,17 @@ export function createBridgeServer(options: BridgeServerOptions, deps: BridgeSer
   }
 
   function authorizeSubscribe(client: Client, subscription: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void): void {
-    const gatewayId = gatewayOf.get(client);
+    const connection = connectionOf.get(client);
+    const gatewayId = connection?.gatewayId;
     const target = parseBridgeTopic(subscription.topic);
-    if (!gatewayId || !target || target.gatewayId !== gatewayId || target.channel === 'request') {
+    if (!connection || !target || target.gatewayId !== gatewayId || target.channel === 'request') {
       refuse('subscribe-denied', { username: gatewayId, topic: subscription.topic.slice(0, 256) });
       // A refused subscription gets the failure code 0x80 in its SUBACK [MQTT-3.9.3].
       callback(null, null);
       return;
     }
     callback(null, subscription);
-    if (target.channel === 'commands') {
-      commandClients.add(client);
-      deps.onCommandsWanted?.(gatewayId);
-    }
+    if (target.channel === 'commands') deps.onCommandsWanted?.(connection);
   }
 
   function publish(gatewayId: string, channel: BridgeChannel, payload: Buffer): Promise<void> {
@@ -206,10 +205,8 @@ export function createBridgeServer(options: BridgeServerOptions, deps: BridgeSer
       });
       b.on('clientDisconnect', (client) => {
         gateways -= 1;
-        if (commandClients.delete(client)) {
-          const gatewayId = gatewayOf.get(client);
-          if (gatewayId) deps.onGatewayGone?.(gatewayId);
-        }
+        const connection = connectionOf.get(client);
+        if (connection) deps.onConnectionGone?.(connection);
       });
       b.on('clientError', (client, error) => log.debug({ clientId: client.id, err: error.message }, 'client error'));
       const track = (socket: Socket) => {

@@ -26,6 +26,7 @@ import {
   type BridgeReplyError,
   type BridgeRequest,
   type CommittedSeqs,
+  type GatewayConnection,
 } from './bridge-protocol.js';
 import type { Compression, ConsumedRecord, KafkaAdminPort, KafkaClient, KafkaConsumerPort, ProgressMarker, TopicRecords, TransactionalProducerPort } from './kafka-client.js';
 
@@ -67,11 +68,14 @@ export interface BridgeServiceStats {
 
 export interface BridgeService {
   /** Answers one request of an authenticated gateway with the reply's payload. Never rejects. */
-  handleRequest(gatewayId: string, payload: Buffer): Promise<Buffer>;
+  handleRequest(connection: GatewayConnection, payload: Buffer): Promise<Buffer>;
   /** The gateway subscribed to its commands: feed it from Kafka while it stays. */
-  commandsWanted(gatewayId: string): void;
-  /** The gateway's connection went: stop its command feed, leaving the unstored commands in Kafka. */
-  gatewayGone(gatewayId: string): void;
+  commandsWanted(connection: GatewayConnection): void;
+  /**
+   * A gateway's connection went: its session here (fenced anyway by the one it opens elsewhere) is
+   * closed, and its command feed stopped, leaving the unstored commands in Kafka.
+   */
+  connectionGone(connection: GatewayConnection): void;
   stats(): BridgeServiceStats;
   close(): Promise<void>;
 }
@@ -79,6 +83,8 @@ export interface BridgeService {
 interface Session {
   id: string;
   gatewayId: string;
+  /** The connection that opened it. */
+  connectionId: number;
   producer: TransactionalProducerPort;
   /** What Kafka committed for this gateway, for dropping resent records. */
   committed: CommittedSeqs | null;
@@ -88,6 +94,8 @@ interface Session {
 }
 
 interface CommandFeed {
+  /** The connection the gateway takes commands on; its disconnect stops the feed. */
+  connectionId: number;
   consumer: KafkaConsumerPort;
   waiting: Map<string, { resolve(): void; reject(error: Error): void }>;
   stopped: boolean;
@@ -142,14 +150,14 @@ export function createBridgeService(options: BridgeServiceOptions, deps: BridgeS
     void session.producer.close().catch(() => undefined);
   }
 
-  async function open(gatewayId: string, request: BridgeRequest): Promise<BridgeReply> {
+  async function open({ gatewayId, connectionId }: GatewayConnection, request: BridgeRequest): Promise<BridgeReply> {
     if (request.topic === null) throw refusal('bad-request', 'open: expected the topic the progress marker is stored under');
     checkTopic(request.topic);
     const ids = gatewayKafkaIds(gatewayId);
     const previous = sessions.get(gatewayId);
     if (previous) endSession(previous);
     const producer = deps.kafka.transactionalProducer({ transactionalId: ids.transactionalId, compression: options.kafkaCompression, transactionTimeoutMs: options.transactionTimeoutMs });
-    const session: Session = { id: request.session, gatewayId, producer, committed: null, chain: Promise.resolve(), current: true };
+    const session: Session = { id: request.session, gatewayId, connectionId, producer, committed: null, chain: Promise.resolve(), current: true };
     sessions.set(gatewayId, session);
     try {
       // Registering the transactional id fences every earlier producer of this gateway and aborts its open transaction.
@@ -218,11 +226,12 @@ export function createBridgeService(options: BridgeServiceOptions, deps: BridgeS
     return okReply(request.id, { duplicatesDropped: dropped });
   }
 
-  async function answer(gatewayId: string, request: BridgeRequest): Promise<BridgeReply> {
+  async function answer(connection: GatewayConnection, request: BridgeRequest): Promise<BridgeReply> {
     if (closed) throw refusal('closing', 'the bridge is stopping', true);
+    const gatewayId = connection.gatewayId;
     switch (request.kind) {
       case 'open':
-        return open(gatewayId, request);
+        return open(connection, request);
       case 'commit': {
         const session = sessions.get(gatewayId);
         if (!session || session.id !== request.session) throw refusal('fenced', 'commit: no open session of this gateway with that id (replaced, or the bridge restarted)', true);
@@ -274,11 +283,18 @@ export function createBridgeService(options: BridgeServiceOptions, deps: BridgeS
     await feed.consumer.close().catch((error: unknown) => log.warn({ gatewayId, err: errorText(error) }, 'command consumer did not close cleanly'));
   }
 
-  function startFeed(gatewayId: string): void {
-    if (!options.commandsTopic || closed || feeds.has(gatewayId)) return;
+  function startFeed({ gatewayId, connectionId }: GatewayConnection): void {
+    if (!options.commandsTopic || closed) return;
+    const running = feeds.get(gatewayId);
+    if (running) {
+      // The gateway came back on a new connection before the old one was noticed gone: commands go
+      // to its topic either way, so the feed (and its place in the group) carries on.
+      running.connectionId = connectionId;
+      return;
+    }
     const ids = gatewayKafkaIds(gatewayId);
     const consumer = deps.kafka.consumer({ groupId: ids.commandGroup, topics: [options.commandsTopic], fromBeginning: true, maxWaitTimeMs: 250 });
-    const feed: CommandFeed = { consumer, waiting: new Map(), stopped: false };
+    const feed: CommandFeed = { connectionId, consumer, waiting: new Map(), stopped: false };
     feeds.set(gatewayId, feed);
     /** Forwards one command and waits until the gateway says it is durable. */
     async function forward(record: ConsumedRecord): Promise<void> {
@@ -321,7 +337,8 @@ export function createBridgeService(options: BridgeServiceOptions, deps: BridgeS
   }
 
   return {
-    async handleRequest(gatewayId, payload) {
+    async handleRequest(connection, payload) {
+      const gatewayId = connection.gatewayId;
       let request: BridgeRequest;
       try {
         ({ request } = decodeRequest(payload));
@@ -336,7 +353,7 @@ export function createBridgeService(options: BridgeServiceOptions, deps: BridgeS
       }
       try {
         // Replies are a few dozen bytes: compressing them would only add bytes.
-        return encodeReply(await answer(gatewayId, request), 'none');
+        return encodeReply(await answer(connection, request), 'none');
       } catch (error) {
         const reply: BridgeReplyError = error instanceof BridgeRequestError ? error.reply : { code: 'kafka-unavailable', message: errorText(error), retriable: true };
         stats.errors[reply.code] = (stats.errors[reply.code] ?? 0) + 1;
@@ -345,8 +362,10 @@ export function createBridgeService(options: BridgeServiceOptions, deps: BridgeS
       }
     },
     commandsWanted: startFeed,
-    gatewayGone(gatewayId) {
-      void stopFeed(gatewayId);
+    connectionGone({ gatewayId, connectionId }) {
+      const session = sessions.get(gatewayId);
+      if (session?.connectionId === connectionId) endSession(session);
+      if (feeds.get(gatewayId)?.connectionId === connectionId) void stopFeed(gatewayId);
     },
     stats: () => ({ ...stats, sessions: sessions.size, errors: { ...stats.errors } }),
     async close() {
