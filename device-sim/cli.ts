@@ -40,6 +40,8 @@ export interface SimOptions {
   timeScale?: number;
   /** Window over which the devices open their connections. */
   connectSpreadMs?: number;
+  /** Devices subscribe to their commands and obey them (MQTT only). */
+  commands?: boolean;
 }
 
 export type ParseSimArgsResult = { ok: true; options: SimOptions } | { ok: false; message: string };
@@ -256,6 +258,16 @@ const FLAGS: readonly Flag[] = [
       into.connectSpreadMs = Math.round(Number(raw) * 1000);
     },
   },
+  {
+    name: 'commands',
+    placeholder: 'on|off',
+    defaultText: 'off',
+    description: 'devices subscribe to reefer/<containerId>/commands, obey setpoint, defrost and maintenance commands, and acknowledge them (docs/commands.md)',
+    apply(raw, into) {
+      if (raw !== 'on' && raw !== 'off') return 'on or off';
+      into.commands = raw === 'on';
+    },
+  },
 ];
 
 function defaults(): Draft {
@@ -332,7 +344,7 @@ export function parseSimArgs(argv: readonly string[]): ParseSimArgsResult {
     return fail(`--serial and --${mqttOnly[0]}: --${mqttOnly[0]} applies to MQTT only; on serial ports use --serial-framing`);
   }
   if (given.has('serial-framing') && !given.has('serial')) return fail('--serial-framing: expected --serial too, got no serial ports');
-  const mqttFleetOnly = ['scenario', 'failure', 'failure-rate', 'time-scale', 'connect-spread'].filter((name) => given.has(name));
+  const mqttFleetOnly = ['scenario', 'failure', 'failure-rate', 'time-scale', 'connect-spread', 'commands'].filter((name) => given.has(name));
   if (given.has('serial') && mqttFleetOnly.length > 0) {
     return fail(`--serial and --${mqttFleetOnly[0]}: --${mqttFleetOnly[0]} applies to MQTT fleets only, so far`);
   }

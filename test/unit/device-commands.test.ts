@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseSimArgs, SIM_USAGE } from '../../device-sim/cli.js';
 import { createDeviceCommandHandler } from '../../device-sim/device-commands.js';
 import { createReefer } from '../../device-sim/reefer-model.js';
 
@@ -95,5 +96,14 @@ describe('a simulated device handling commands', () => {
     handler.handle(command({ commandId: 'x', kind: 'setpoint', targetTemperature: 3 }));
     expect(handler.handled()).toBe(4);
     expect(reefer.targetTemperature()).toBe(3);
+  });
+});
+
+describe('reefer-sim --commands', () => {
+  it('turns command handling on for MQTT fleets and refuses it on serial ports', () => {
+    expect(parseSimArgs(['--commands', 'on'])).toMatchObject({ ok: true, options: { commands: true } });
+    expect(parseSimArgs(['--commands', 'yes'])).toEqual({ ok: false, message: '--commands: expected on or off, got "yes"' });
+    expect(parseSimArgs(['--serial', '/dev/ttyUSB0', '--commands', 'on'])).toMatchObject({ ok: false, message: expect.stringMatching(/^--serial and --commands: --commands applies to MQTT fleets only/) });
+    expect(SIM_USAGE).toMatch(/--commands on\|off/);
   });
 });
