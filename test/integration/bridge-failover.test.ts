@@ -10,7 +10,9 @@ import { createLogger } from '../../gateway/ops/logger.js';
 import { startTestBridge, type TestBridge } from '../harness/bridge-under-test.js';
 import { checkDelivery } from '../harness/delivery-check.js';
 import { startFaultLoad } from '../harness/fault-load.js';
+import { awaitDelivery } from '../harness/fault-report.js';
 import { freePort } from '../harness/free-port.js';
+import { createGatewayProcess } from '../harness/gateway-process.js';
 import { readTopic, type TopicReader } from '../harness/topic-reader.js';
 
 const bootstrap = inject('kafkaBootstrap');
@@ -112,6 +114,52 @@ describe('uplink mode mqtt through the bridge service', () => {
     expect(report.duplicated).toBe(0);
     expect(report.unexpected).toBe(0);
     expect(report.altered).toEqual([]);
+    expect(report.outOfOrder).toEqual([]);
+    expect(report.wrongKey).toBe(0);
+  });
+
+  it('delivers every acknowledged reading once through the bridge when the gateway process is killed (-9) mid-stream, twice', async () => {
+    const site = await newSite('bridge-kill');
+    const bridge = await startTestBridge(bootstrap, { logins: [site.login], allow: site.allow, createTopics: true });
+    cleanups.push(() => bridge.close());
+    const mqttPort = await freePort();
+    const gateway = createGatewayProcess({
+      dir: site.dataDir,
+      config: {
+        gatewayId: site.gatewayId,
+        dataDir: join(site.dataDir, 'data'),
+        mqtt: { host: '127.0.0.1', port: mqttPort, auth: { allowAnonymous: true }, limits: { readingsPerSecond: 0 } },
+        kafka: { brokers: ['127.0.0.1:1'], topic: site.topic, deadLetterTopic: `${site.topic}-deadletter` },
+        uplink: {
+          mode: 'mqtt',
+          bridge: { urls: [bridge.url], password: site.login.password, reconnectMinMs: 100, reconnectMaxMs: 500 },
+          statusTopic: `${site.topic}-status`,
+          batchSize: 300,
+          minBackoffMs: 100,
+          maxBackoffMs: 500,
+        },
+        log: { level: 'info' },
+      },
+    });
+    cleanups.push(() => gateway.kill());
+    await gateway.start();
+    const load = startFaultLoad({ mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, devices: 10, ratePerSecond: 500, seed: 23 });
+    let loadStopped = false;
+    cleanups.push(() => (loadStopped ? undefined : load.stop()));
+    for (let kill = 0; kill < 2; kill += 1) {
+      const before = site.reader.records().length;
+      await site.reader.waitFor(before + 300 + Math.floor(Math.random() * 300), 15_000);
+      await gateway.kill();
+      await gateway.start();
+    }
+    await site.reader.waitFor(site.reader.records().length + 300, 15_000);
+    await load.stop();
+    loadStopped = true;
+    const report = await awaitDelivery('bridge, kill -9 x2', site.reader, load.acknowledged(), { timeoutMs: 20_000, quietMs: 1500 });
+    expect(report.acknowledged, gateway.logs().slice(-3000)).toBeGreaterThan(1000);
+    expect(report.lost).toBe(0);
+    expect(report.duplicated).toBe(0);
+    expect(report.unexpected).toBe(0);
     expect(report.outOfOrder).toEqual([]);
     expect(report.wrongKey).toBe(0);
   });
