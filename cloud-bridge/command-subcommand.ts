@@ -76,13 +76,26 @@ export function commandFromFlags(values: Record<string, string | boolean | undef
   return { ok: true, command: checked.value };
 }
 
+/** `--setpoint -18` as `--setpoint=-18`: a strict parser takes a value starting with a dash for a flag. */
+export function joinNegativeSetpoint(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const next = argv[i + 1];
+    if (argv[i] === '--setpoint' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`--setpoint=${next}`);
+      i += 1;
+    } else out.push(argv[i]!);
+  }
+  return out;
+}
+
 export const commandSubcommand: BridgeSubcommand = {
   summary: 'publish one command (setpoint, maintenance, defrost) to a container and print its id; --wait for its status',
   async run(argv, io) {
     let values: Record<string, string | boolean | undefined>;
     try {
       ({ values } = parseArgs({
-        args: [...argv],
+        args: joinNegativeSetpoint(argv),
         options: {
           container: { type: 'string' },
           gateway: { type: 'string' },
@@ -102,7 +115,7 @@ export const commandSubcommand: BridgeSubcommand = {
         allowPositionals: false,
       }));
     } catch (error) {
-      io.stderr.write(`reefer-bridge command: ${error instanceof Error ? error.message : String(error)} (a negative setpoint is written --setpoint=-18)\n\n${COMMAND_USAGE}`);
+      io.stderr.write(`reefer-bridge command: ${error instanceof Error ? error.message : String(error)}\n\n${COMMAND_USAGE}`);
       return 2;
     }
     if (values.help) {

@@ -12,7 +12,7 @@ import {
   retryDelayMs,
 } from '../../cloud-bridge/actions.js';
 import type { MaintenanceNeeded } from '../../cloud-bridge/alerts.js';
-import { commandFromFlags, parseDurationMs } from '../../cloud-bridge/command-subcommand.js';
+import { commandFromFlags, joinNegativeSetpoint, parseDurationMs } from '../../cloud-bridge/command-subcommand.js';
 import { checkCommand } from '../../cloud-bridge/commands.js';
 
 const alert: MaintenanceNeeded = { type: 'MaintenanceNeeded', alertId: 'gw-7/1234/maintenance', containerId: 'C01', gatewayId: 'gw-7', timeMs: 1000, anomalyCount: 3, rules: ['co2', 'co2', 'o2'] };
@@ -75,5 +75,12 @@ describe('reefer-bridge command flags', () => {
     expect(commandFromFlags({ container: 'C01', gateway: 'gw-7', setpoint: 'cold' }, 0)).toMatchObject({ ok: false, message: expect.stringMatching(/^--setpoint \(targetTemperature: expected/) });
     expect(commandFromFlags({ gateway: 'gw-7', defrost: true }, 0)).toMatchObject({ ok: false, message: expect.stringMatching(/^--container/) });
     expect(commandFromFlags({ container: 'C01', gateway: 'gw-7', defrost: true, ttl: 'later' }, 0)).toEqual({ ok: false, message: '--ttl: expected a duration such as 90s, 15m or 2h, got "later"' });
+  });
+});
+
+describe('reefer-bridge command arguments', () => {
+  it('takes a negative setpoint as the value of --setpoint, not as a flag', () => {
+    expect(joinNegativeSetpoint(['--setpoint', '-18', '--defrost'])).toEqual(['--setpoint=-18', '--defrost']);
+    expect(joinNegativeSetpoint(['--setpoint', '4', '--ttl', '-1'])).toEqual(['--setpoint', '4', '--ttl', '-1']);
   });
 });
