@@ -425,8 +425,10 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
         opsApi.close();
         // Upstream messages still being stored need the outbox open to be acknowledged.
         await Promise.all(upstreams.map((u) => u.close()));
-        // Commands being stored need the outbox open; what is not stored yet is read again after the restart.
-        await downlink?.close();
+        // The command consumer leaves its group alongside the rest of the stop (a hung Kafka bounds it by
+        // uplink.closeTimeoutMs); commands it is storing need the outbox, and what it has not stored is
+        // read again after the restart.
+        const downlinkClosed = downlink?.close();
         await mqtt.close();
         // Lines already read from a port are stored before the outbox closes.
         await Promise.all(serialPorts.map((port) => port.close()));
@@ -436,6 +438,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
         await uplink.close();
         await bridgeLink?.close();
         await registry?.close();
+        await downlinkClosed;
         outbox.close();
         logger.info('gateway stopped');
       })();
