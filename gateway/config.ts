@@ -109,7 +109,7 @@ const uplinkBridge = z
       .array(z.string().refine(isBridgeUrl, 'expected mqtts://host[:port] (or mqtt://) without credentials'))
       .min(1)
       .describe('Required: the bridge instances, tried in turn; when the one in use fails, the gateway moves to the next.'),
-    username: z.string().min(1).optional().describe('User name at the bridge; the gateway id when absent (the bridge knows a gateway by its login).'),
+    username: z.string().min(1).optional().describe('User name at the bridge: the gateway id, which is what it is when absent (the bridge knows a gateway by its login).'),
     password: z.string().min(1).optional().describe('Password at the bridge; never logged. Or passwordFile.'),
     passwordFile: z.string().min(1).optional().describe('File whose first line is the password, read at start (keeps it out of the config file).'),
     tls: z
@@ -648,6 +648,11 @@ export function resolveConfig(sources: ConfigSources): Readonly<GatewayConfig> {
     if (sessions.has(session)) problems.push(`upstream.brokers.${i}: expected a client id not used for the same broker above, got ${describeValue(broker.clientId)}`);
     sessions.add(session);
   });
+  const bridgeUser = result.data.uplink.bridge?.username;
+  if (bridgeUser !== undefined && bridgeUser !== result.data.gatewayId) {
+    // The bridge takes the gateway id from the login: records and topics of another id are refused.
+    problems.push(`uplink.bridge.username: expected the gateway id ${describeValue(result.data.gatewayId)} (the bridge knows a gateway by its login), got ${describeValue(bridgeUser)}`);
+  }
   if (result.data.serial.reopenMinMs > result.data.serial.reopenMaxMs) {
     problems.push(`serial.reopenMinMs: expected at most serial.reopenMaxMs (${result.data.serial.reopenMaxMs}), got ${result.data.serial.reopenMinMs}`);
   }

@@ -107,6 +107,14 @@ describe('gateway uplink mode', () => {
     expect(gatewayProblems({ uplink: { mode: 'mqtt', bridge: { urls: [], password: 'p' } } })[0]).toMatch(/^uplink\.bridge\.urls: .*got \[\]$/);
   });
 
+  it('logs in to the bridge as the gateway id, the only name the bridge accepts its records under', () => {
+    const bridge = { urls: ['mqtts://b:8883'], password: 'p' };
+    expect(resolveConfig({ file: { gatewayId: 'ship-7', uplink: { mode: 'mqtt', bridge: { ...bridge, username: 'ship-7' } } } }).uplink.bridge?.username).toBe('ship-7');
+    expect(gatewayProblems({ gatewayId: 'ship-7', uplink: { mode: 'mqtt', bridge: { ...bridge, username: 'ship-8' } } })).toEqual([
+      'uplink.bridge.username: expected the gateway id "ship-7" (the bridge knows a gateway by its login), got "ship-8"',
+    ]);
+  });
+
   it('takes brotli as the default compression and reads the password from a file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'reefer-bridge-pw-'));
     dirs.push(dir);
