@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { createBridgeLink, readBridgePassword, type BridgeLink } from '../cloud-bridge/bridge-link.js';
+import { createBridgeLink, readBridgePassword, type BridgeLink, type BridgeLinkStats } from '../cloud-bridge/bridge-link.js';
 import { createConfluentTelemetry, valueSubject } from '../cloud-bridge/confluent-telemetry.js';
 import { createKafkaClient } from '../cloud-bridge/kafka-client.js';
 import { createSchemaRegistryClient } from '../cloud-bridge/schema-registry.js';
@@ -49,6 +49,8 @@ export interface GatewayStatus {
   security: MqttSecurityStatus;
   /** Commands to devices, when commands.enabled. */
   commands?: DownlinkStats;
+  /** The bridge link, in uplink mode mqtt: the bridge URL connected to, connections made, batches and their bytes. */
+  bridge?: BridgeLinkStats;
 }
 
 export interface Gateway {
@@ -316,6 +318,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
       serial: serialPorts.map((port) => port.status()),
       security: mqtt.security(),
       ...(downlink ? { commands: downlink.stats() } : {}),
+      ...(bridgeLink ? { bridge: bridgeLink.stats() } : {}),
     };
   }
 

@@ -86,12 +86,14 @@ describe('uplink mode mqtt through the bridge service', () => {
 
     await site.reader.waitFor(600, 15_000);
     // The gateway is on the first URL: that instance goes away mid-stream.
+    expect(gateway.status().bridge?.connectedUrl).toBe(bridgeA.url);
     expect(bridgeA.bridge.service.stats().commits).toBeGreaterThan(0);
     await bridgeA.close();
     bridgeA = undefined;
     const beforeFailover = site.reader.records().length;
     await site.reader.waitFor(beforeFailover + 600, 15_000);
     expect(bridgeB.bridge.service.stats().commits).toBeGreaterThan(0);
+    expect(gateway.status().bridge).toMatchObject({ connectedUrl: bridgeB.url, connections: 2 });
 
     // The instance comes back on its port; then the gateway restarts on the same data folder.
     bridgeA = await startTestBridge(bootstrap, { logins: [site.login], allow: site.allow, port: portA });
