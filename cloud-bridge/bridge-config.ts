@@ -99,7 +99,7 @@ export const bridgeConfigSchema = z
           .min(1)
           .default(['reefer-telemetry', 'reefer-deadletter', 'gateway-status', 'reefer-command-status'])
           .describe('Topics gateways may write to; a batch naming any other is refused whole (topic-not-allowed).'),
-        create: z.boolean().default(false).describe('Create the allowed topics that do not exist at start (gateway-status compacted).'),
+        create: z.boolean().default(false).describe('Create the allowed topics and commands.topic where they do not exist, at start (gateway-status compacted).'),
         partitions: z.number().int().min(1).max(10000).default(3).describe('Partitions of a topic the bridge creates.'),
       })
       .strict()

@@ -69,8 +69,9 @@ export async function startBridge(config: Readonly<BridgeConfig>, deps: { logger
   });
   const admin = kafka.admin();
   if (config.topics.create) {
+    const topics = [...config.topics.allow, ...(config.commands.topic && !config.topics.allow.includes(config.commands.topic) ? [config.commands.topic] : [])];
     await admin.ensureTopics(
-      config.topics.allow.map((topic) =>
+      topics.map((topic) =>
         topic === 'gateway-status' ? { topic, partitions: 1, config: { 'cleanup.policy': 'compact' } } : { topic, partitions: config.topics.partitions },
       ),
     );
