@@ -79,7 +79,7 @@ describe('bridge without Kafka', () => {
     await expect.poll(() => gateway.status().uplink, { timeout: 15_000 }).toBe('down');
     await expect.poll(() => bridge.bridge.service.stats().errors['kafka-unavailable'] ?? 0, { timeout: 15_000 }).toBeGreaterThan(0);
     const commitsWhileDown = bridge.bridge.service.stats().commits;
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(bridge.bridge.service.stats().commits).toBe(commitsWhileDown);
     expect(gateway.status().outbox.count).toBe(300);
     expect(reader.records()).toHaveLength(200);
