@@ -10,27 +10,46 @@ export interface CommandTopics {
   status: string;
 }
 
+/**
+ * Runs `operation` again while it fails with a retriable error: a topic just created is listed before
+ * every broker's metadata has its partitions, more so while other tests create topics too.
+ */
+async function retrying<T>(operation: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await operation();
+    } catch (error) {
+      if (attempt >= 10 || (error as { retriable?: unknown }).retriable !== true) throw error;
+      await delay(100 * attempt);
+    }
+  }
+}
+
 /** Topics of one test, created before any gateway subscribes to them. */
 export async function createCommandTopics(bootstrap: string): Promise<CommandTopics> {
   const suffix = randomUUID().slice(0, 8);
   const topics = { commands: `reefer-commands-${suffix}`, status: `reefer-command-status-${suffix}` };
-  const admin = createKafkaClient({ brokers: [bootstrap], clientId: 'test-command-topics' }).admin();
-  try {
-    await admin.ensureTopics([{ topic: topics.commands, partitions: 3 }, { topic: topics.status, partitions: 3 }]);
-  } finally {
-    await admin.close();
-  }
+  await retrying(async () => {
+    const admin = createKafkaClient({ brokers: [bootstrap], clientId: 'test-command-topics' }).admin();
+    try {
+      await admin.ensureTopics([{ topic: topics.commands, partitions: 3 }, { topic: topics.status, partitions: 3 }]);
+    } finally {
+      await admin.close();
+    }
+  });
   return topics;
 }
 
 export async function publishCommands(bootstrap: string, topic: string, commands: readonly ReeferCommand[]): Promise<void> {
-  const producer = createKafkaClient({ brokers: [bootstrap], clientId: 'test-command-publisher' }).producer();
-  await producer.connect();
-  try {
-    await producer.send(topic, commands.map(commandRecord));
-  } finally {
-    await producer.close();
-  }
+  await retrying(async () => {
+    const producer = createKafkaClient({ brokers: [bootstrap], clientId: 'test-command-publisher' }).producer();
+    await producer.connect();
+    try {
+      await producer.send(topic, commands.map(commandRecord));
+    } finally {
+      await producer.close();
+    }
+  });
 }
 
 export function testCommand(fields: Partial<ReeferCommand> & Pick<ReeferCommand, 'containerId' | 'gatewayId' | 'kind'>, ttlMs = 60_000): ReeferCommand {
