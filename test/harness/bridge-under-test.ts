@@ -17,7 +17,7 @@ export interface TestBridgeOptions {
   allow: readonly string[];
   /** Plain port to listen on (0: any); ignored with tls. */
   port?: number;
-  tls?: { port?: number; certFile: string; keyFile: string };
+  tls?: { port?: number; certFile: string; keyFile: string; caFile?: string; requireClientCert?: boolean };
   createTopics?: boolean;
   commandsTopic?: string;
 }
@@ -48,7 +48,7 @@ export async function startTestBridge(bootstrap: string, options: TestBridgeOpti
       mqtt: {
         host: '127.0.0.1',
         port: options.tls ? null : (options.port ?? 0),
-        ...(options.tls ? { tls: { port: options.tls.port ?? 0, certFile: options.tls.certFile, keyFile: options.tls.keyFile } } : {}),
+        ...(options.tls ? { tls: { port: 0, ...options.tls } } : {}),
         users,
       },
       kafka: { brokers: [bootstrap], requestTimeoutMs: 5000, connectionTimeoutMs: 1000 },

@@ -29,7 +29,7 @@ const clients: MqttClient[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'reefer-bridge-sec-'));
-  certs = createTestCertificates(join(dir, 'certs'));
+  certs = createTestCertificates(join(dir, 'certs'), ['ship-a']);
   reader = await readTopic(bootstrap, topic);
   bridge = await startTestBridge(bootstrap, { logins: [shipA, shipB], allow: [topic], tls: { certFile: certs.server.certFile, keyFile: certs.server.keyFile } });
 });
@@ -42,14 +42,14 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function link(login: { username: string; password: string }): BridgeLink {
+function link(login: { username: string; password: string }, to: TestBridge = bridge, clientCert?: { certFile: string; keyFile: string }): BridgeLink {
   const l = createBridgeLink(
     {
       gatewayId: login.username,
-      urls: [bridge.url],
+      urls: [to.url],
       username: login.username,
       password: login.password,
-      tls: { caFile: certs.caFile, rejectUnauthorized: true },
+      tls: { caFile: certs.caFile, rejectUnauthorized: true, ...clientCert },
       compression: 'brotli',
       topic,
       keepaliveS: 30,
@@ -124,6 +124,27 @@ describe('bridge security', () => {
     const ok = await rawClient(shipA.username, shipA.password);
     expect(ok.connected).toBe(true);
     expect(bridge.bridge.server.refused()).toMatchObject({ 'bad-password': 1, 'unknown-user': 1 });
+  });
+
+  it('requires a gateway certificate when the bridge asks for one', async () => {
+    const strict = await startTestBridge(bootstrap, {
+      logins: [shipA],
+      allow: [topic],
+      tls: { certFile: certs.server.certFile, keyFile: certs.server.keyFile, caFile: certs.caFile, requireClientCert: true },
+    });
+    try {
+      const withCert = link(shipA, strict, certs.clients['ship-a']);
+      await expect.poll(() => withCert.stats().connectedUrl, { timeout: 5000 }).toBe(strict.url);
+      await withCert.admin().listTopics();
+      const withStranger = link(shipA, strict, certs.stranger);
+      const withoutCert = link(shipA, strict);
+      await expect.poll(() => strict.bridge.server.refused()['tls-handshake'] ?? 0, { timeout: 5000 }).toBeGreaterThanOrEqual(2);
+      expect(withStranger.stats().connections).toBe(0);
+      expect(withoutCert.stats().connections).toBe(0);
+      await Promise.all([withCert.close(), withStranger.close(), withoutCert.close()]);
+    } finally {
+      await strict.close();
+    }
   });
 
   it('keeps a gateway to its own topics: no subscribing to, or publishing on, another gateway’s', async () => {
