@@ -116,7 +116,7 @@ const errorText = (error: unknown) => (error instanceof Error ? error.message : 
 /** kafkajs says a producer was fenced with these protocol error types. */
 function isFencing(error: unknown): boolean {
   const type = (error as { type?: unknown } | null)?.type;
-  return type === 'INVALID_PRODUCER_EPOCH' || type === 'PRODUCER_FENCED' || type === 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED';
+  return type === 'INVALID_PRODUCER_EPOCH' || type === 'PRODUCER_FENCED';
 }
 
 /** Attempts at a transaction the coordinator refuses while it still completes the previous one. */
