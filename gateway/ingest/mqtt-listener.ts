@@ -250,16 +250,18 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
   let clients = 0;
   /** Devices subscribed to each container's commands topic. */
   const commandSubscribers = new Map<string, Set<Client>>();
-  const subscribedTo = new WeakMap<Client, Set<string>>();
-  /** Commands published to a device, in order, until its PUBACK. */
+  /** Per device, the containers whose commands it subscribed to, with the QoS granted. */
+  const subscribedTo = new WeakMap<Client, Map<string, number>>();
+  /** Commands published to a device at QoS 1, in order, until its PUBACK. */
   const awaitingPuback = new WeakMap<Client, { containerId: string; payload: Buffer }[]>();
 
-  function commandSubscription(client: Client, containerId: string, subscribed: boolean): void {
+  /** Records a subscription to a container's commands at `qos`, or its end (null). */
+  function commandSubscription(client: Client, containerId: string, qos: number | null): void {
     const clients = commandSubscribers.get(containerId) ?? new Set<Client>();
-    const containers = subscribedTo.get(client) ?? new Set<string>();
-    if (subscribed) {
+    const containers = subscribedTo.get(client) ?? new Map<string, number>();
+    if (qos !== null) {
       clients.add(client);
-      containers.add(containerId);
+      containers.set(containerId, qos);
       commandSubscribers.set(containerId, clients);
       subscribedTo.set(client, containers);
       return;
@@ -466,28 +468,28 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
           const match = COMMANDS_TOPIC.exec(sub.topic);
           // aedes reports refused subscriptions too, with the failure code as their QoS.
           if (!match || (sub.qos as number) === 128) continue;
-          commandSubscription(client, match[1]!, true);
+          commandSubscription(client, match[1]!, sub.qos);
           deps.onCommandSubscribe?.(match[1]!, client.id);
         }
       });
       // A device with a persistent session gets its subscriptions back without subscribing again.
       b.on('clientReady', (client) => {
-        const restored = (client as unknown as { subscriptions?: Record<string, unknown> }).subscriptions ?? {};
-        for (const topic of Object.keys(restored)) {
+        const restored = (client as unknown as { subscriptions?: Record<string, { qos?: number }> }).subscriptions ?? {};
+        for (const [topic, sub] of Object.entries(restored)) {
           const match = COMMANDS_TOPIC.exec(topic);
           if (!match) continue;
-          commandSubscription(client, match[1]!, true);
+          commandSubscription(client, match[1]!, sub.qos ?? 0);
           deps.onCommandSubscribe?.(match[1]!, client.id);
         }
       });
       b.on('unsubscribe', (topics, client) => {
         for (const topic of topics) {
           const match = COMMANDS_TOPIC.exec(topic);
-          if (match) commandSubscription(client, match[1]!, false);
+          if (match) commandSubscription(client, match[1]!, null);
         }
       });
       b.on('clientDisconnect', (client) => {
-        for (const containerId of subscribedTo.get(client) ?? []) commandSubscription(client, containerId, false);
+        for (const containerId of [...(subscribedTo.get(client)?.keys() ?? [])]) commandSubscription(client, containerId, null);
       });
       b.on('ack', (packet: PublishPacket | { cmd: string } | undefined, client) => {
         const queue = awaitingPuback.get(client);
@@ -552,9 +554,12 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
         .map(
           (client) =>
             new Promise<void>((resolve, reject) => {
-              const queue = awaitingPuback.get(client) ?? [];
-              awaitingPuback.set(client, queue);
-              queue.push({ containerId, payload });
+              // A device subscribed at QoS 0 gets it at QoS 0 and sends no PUBACK.
+              if ((subscribedTo.get(client)?.get(containerId) ?? 0) >= 1) {
+                const queue = awaitingPuback.get(client) ?? [];
+                awaitingPuback.set(client, queue);
+                queue.push({ containerId, payload });
+              }
               client.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, (error) => (error ? reject(error) : resolve()));
             }),
         );
