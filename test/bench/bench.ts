@@ -493,7 +493,10 @@ async function memory(broker: KafkaBroker): Promise<Record<string, number>> {
     let peak = connected.rssBytes;
     let peakHeap = connected.heapUsedBytes;
     let running = true;
-    void load.done.finally(() => (running = false));
+    load.done.then(
+      () => (running = false),
+      () => (running = false),
+    );
     while (running) {
       const s = await g.sample();
       peak = Math.max(peak, s.rssBytes);
