@@ -179,6 +179,37 @@ interface RawRow {
   value: Buffer;
 }
 
+/**
+ * Outboxes written before dead-letter ids were AUTOINCREMENT could hand out an id again once the table
+ * was emptied, and a recovery applying the last marker's dead-letter range would then delete unsent
+ * ones. The table is rebuilt with AUTOINCREMENT, its sequence starting past any id the old table can
+ * have used (ids are counts of dead letters, far below the clock's milliseconds).
+ */
+function migrateDeadLetterIds(db: Database.Database): void {
+  const table = db.prepare<[], { sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dead_letter'").get();
+  if (!table || /AUTOINCREMENT/i.test(table.sql)) return;
+  db.transaction(() => {
+    db.exec(`
+      ALTER TABLE dead_letter RENAME TO dead_letter_before_autoincrement;
+      CREATE TABLE dead_letter (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_ms INTEGER NOT NULL,
+        transport TEXT NOT NULL,
+        source TEXT NOT NULL,
+        container_id TEXT,
+        reason TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        payload BLOB NOT NULL
+      );
+      INSERT INTO dead_letter SELECT * FROM dead_letter_before_autoincrement;
+      DROP TABLE dead_letter_before_autoincrement;
+    `);
+    const floor = Math.max(Date.now(), db.prepare<[], { m: number | null }>('SELECT max(id) AS m FROM dead_letter').get()?.m ?? 0);
+    db.prepare("DELETE FROM sqlite_sequence WHERE name = 'dead_letter'").run();
+    db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('dead_letter', ?)").run(floor);
+  })();
+}
+
 export function openOutbox(options: OutboxOptions): Outbox {
   mkdirSync(dirname(options.path), { recursive: true });
   const db = new Database(options.path);
@@ -204,8 +235,9 @@ export function openOutbox(options: OutboxOptions): Outbox {
       count INTEGER NOT NULL,
       PRIMARY KEY (container_id, reason)
     ) WITHOUT ROWID;
+    -- AUTOINCREMENT for the same reason as command_status below: the marker names dead letters by id.
     CREATE TABLE IF NOT EXISTS dead_letter (
-      id INTEGER PRIMARY KEY,
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
       received_ms INTEGER NOT NULL,
       transport TEXT NOT NULL,
       source TEXT NOT NULL,
@@ -241,6 +273,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
       PRIMARY KEY (registry_url, subject, fingerprint)
     ) WITHOUT ROWID;
   `);
+
+  migrateDeadLetterIds(db);
 
   const getMeta = db.prepare<[string], { value: unknown }>('SELECT value FROM meta WHERE key = ?');
   const setMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
@@ -297,7 +331,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
   );
   const countDead = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM dead_letter');
   const deleteDeadRange = db.prepare('DELETE FROM dead_letter WHERE id >= ? AND id <= ?');
-  const trimDead = db.prepare('DELETE FROM dead_letter WHERE id <= (SELECT max(id) FROM dead_letter) - ?');
+  // By count, not by id arithmetic: ids may jump (see migrateDeadLetterIds).
+  const trimDead = db.prepare('DELETE FROM dead_letter WHERE id IN (SELECT id FROM dead_letter ORDER BY id DESC LIMIT -1 OFFSET ?)');
   const maxDeadLetters = options.maxDeadLetters ?? 10_000;
   const selectSchemaId = db.prepare<[string, string, string], { id: number }>(
     'SELECT id FROM schema_id WHERE registry_url = ? AND subject = ? AND fingerprint = ?',
