@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { createBridgeLink, readBridgePassword, type BridgeLink, type BridgeLinkStats } from '../cloud-bridge/bridge-link.js';
+import { createBridgeCommandSource, createBridgeLink, readBridgePassword, type BridgeLink, type BridgeLinkStats } from '../cloud-bridge/bridge-link.js';
 import { createConfluentTelemetry, valueSubject } from '../cloud-bridge/confluent-telemetry.js';
 import { createKafkaClient } from '../cloud-bridge/kafka-client.js';
 import { createSchemaRegistryClient } from '../cloud-bridge/schema-registry.js';
@@ -94,6 +94,8 @@ function isDiskFull(error: unknown): boolean {
 
 export async function startGateway(config: Readonly<GatewayConfig>, deps: { logger: Logger }): Promise<Gateway> {
   const logger = deps.logger.child({ gatewayId: config.gatewayId });
+  // Read before anything is opened: an unreadable password file fails the start with nothing to close.
+  const bridgePassword = config.uplink.mode === 'mqtt' && config.uplink.bridge ? readBridgePassword(config.uplink.bridge) : undefined;
   const stats = createGatewayStats();
   const latest = createLatestReadings({ maxContainers: LATEST_READINGS_MAX_CONTAINERS, lanes: config.lanes });
   const metrics = createMetrics(
@@ -210,7 +212,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
           gatewayId: config.gatewayId,
           urls: bridgeConfig.urls,
           username: bridgeConfig.username ?? config.gatewayId,
-          password: readBridgePassword(bridgeConfig),
+          password: bridgePassword ?? '',
           tls: bridgeConfig.tls,
           compression: bridgeConfig.compression,
           topic: config.kafka.topic,
@@ -273,7 +275,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
   // In uplink mode kafka commands come straight from Kafka; in mode mqtt the bridge service is the
   // gateway's only way to Kafka, so the commands come through it too.
   let commandSource: CommandSource | undefined;
-  if (config.commands.enabled && config.uplink.mode === 'kafka') {
+  if (config.commands.enabled && bridgeLink) {
+    commandSource = createBridgeCommandSource(bridgeLink);
+  } else if (config.commands.enabled) {
     commandSource = createKafkaCommandSource(
       { gatewayId: config.gatewayId, topic: config.commands.topic, retryMs: config.uplink.maxBackoffMs, closeTimeoutMs: config.uplink.closeTimeoutMs },
       { createConsumer: (options) => kafka.consumer(options), logger },
