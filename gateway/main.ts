@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { createBridgeCommandSource, createBridgeLink, readBridgePassword, type BridgeLink, type BridgeLinkStats } from '../cloud-bridge/bridge-link.js';
+import type { BridgeLink, BridgeLinkStats } from '../cloud-bridge/bridge-link.js';
 import { createConfluentTelemetry, valueSubject } from '../cloud-bridge/confluent-telemetry.js';
 import { createKafkaClient } from '../cloud-bridge/kafka-client.js';
 import { createSchemaRegistryClient } from '../cloud-bridge/schema-registry.js';
@@ -16,8 +16,8 @@ import type { CommandSource } from './downlink/command-source.js';
 import { createDownlink, type DownlinkStats } from './downlink/downlink.js';
 import { createKafkaCommandSource } from './downlink/kafka-command-source.js';
 import { createMqttListener, type MqttSecurityStatus } from './ingest/mqtt-listener.js';
-import { createSerialPort, type SerialPortStatus } from './ingest/serial-port.js';
-import { createUpstreamClient, type UpstreamStatus } from './ingest/upstream-client.js';
+import type { SerialPortStatus } from './ingest/serial-port.js';
+import type { UpstreamStatus } from './ingest/upstream-client.js';
 import { createDiskMonitor, type DiskUsage } from './ops/disk-monitor.js';
 import { createGatewayStats, type StatsSnapshot } from './ops/gateway-stats.js';
 import { createHttpServer } from './ops/http-server.js';
@@ -94,8 +94,13 @@ function isDiskFull(error: unknown): boolean {
 
 export async function startGateway(config: Readonly<GatewayConfig>, deps: { logger: Logger }): Promise<Gateway> {
   const logger = deps.logger.child({ gatewayId: config.gatewayId });
+  // The MQTT client and serial libraries are loaded only when configured: each adds 15–20 MB of
+  // memory to a process that may run on a small Raspberry Pi.
+  const bridgeModule = config.uplink.mode === 'mqtt' ? await import('../cloud-bridge/bridge-link.js') : undefined;
+  const upstreamModule = config.upstream.brokers.length > 0 ? await import('./ingest/upstream-client.js') : undefined;
+  const serialModule = config.serial.ports.length > 0 ? await import('./ingest/serial-port.js') : undefined;
   // Read before anything is opened: an unreadable password file fails the start with nothing to close.
-  const bridgePassword = config.uplink.mode === 'mqtt' && config.uplink.bridge ? readBridgePassword(config.uplink.bridge) : undefined;
+  const bridgePassword = bridgeModule && config.uplink.bridge ? bridgeModule.readBridgePassword(config.uplink.bridge) : undefined;
   const stats = createGatewayStats();
   const latest = createLatestReadings({ maxContainers: LATEST_READINGS_MAX_CONTAINERS, lanes: config.lanes });
   const metrics = createMetrics(
@@ -207,7 +212,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
   // holds the Kafka producer; the exactly-once recovery is the same either way.
   const bridgeConfig = config.uplink.mode === 'mqtt' ? config.uplink.bridge : undefined;
   const bridgeLink: BridgeLink | undefined = bridgeConfig
-    ? createBridgeLink(
+    ? bridgeModule!.createBridgeLink(
         {
           gatewayId: config.gatewayId,
           urls: bridgeConfig.urls,
@@ -276,7 +281,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
   // gateway's only way to Kafka, so the commands come through it too.
   let commandSource: CommandSource | undefined;
   if (config.commands.enabled && bridgeLink) {
-    commandSource = createBridgeCommandSource(bridgeLink);
+    commandSource = bridgeModule!.createBridgeCommandSource(bridgeLink);
   } else if (config.commands.enabled) {
     commandSource = createKafkaCommandSource(
       { gatewayId: config.gatewayId, topic: config.commands.topic, retryMs: config.uplink.maxBackoffMs, closeTimeoutMs: config.uplink.closeTimeoutMs },
@@ -371,7 +376,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
     : undefined;
 
   const upstreams = config.upstream.brokers.map((broker) =>
-    createUpstreamClient(
+    upstreamModule!.createUpstreamClient(
       { ...broker, clientId: broker.clientId ?? defaultUpstreamClientId(config.gatewayId) },
       {
         logger,
@@ -383,7 +388,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
   );
 
   const serialPorts = config.serial.ports.map((port) =>
-    createSerialPort(
+    serialModule!.createSerialPort(
       {
         ...port,
         timeZone: config.site.timeZone,
