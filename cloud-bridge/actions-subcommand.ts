@@ -17,7 +17,7 @@ Consumes MaintenanceNeeded alerts and, for each, issues a maintenance command to
 with a doubling delay and dead-lettered with its reason after --max-attempts. See docs/commands.md.
 
 Options:
-      --brokers LIST           Kafka bootstrap servers, comma-separated (env REEFER_KAFKA_BROKERS; default 127.0.0.1:9092)
+      --kafka-brokers LIST     Kafka bootstrap servers, comma-separated (env REEFER_KAFKA_BROKERS; default 127.0.0.1:9092)
       --order-url URL          maintenance order endpoint (env REEFER_ORDER_URL); required
       --max-attempts N         attempts per action before it is dead-lettered (default 3)
       --retry-delay-ms MS      delay before the second attempt; doubles after each failure (default 30000)
@@ -55,7 +55,7 @@ export const actionsSubcommand: BridgeSubcommand = {
       ({ values } = parseArgs({
         args: [...argv],
         options: {
-          brokers: { type: 'string' },
+          'kafka-brokers': { type: 'string' },
           'order-url': { type: 'string' },
           'max-attempts': { type: 'string' },
           'retry-delay-ms': { type: 'string' },
@@ -98,7 +98,7 @@ export const actionsSubcommand: BridgeSubcommand = {
       return 2;
     }
     const logger = pino({ name: 'reefer-actions', level }, pino.destination({ dest: 2, sync: false }));
-    const kafka = createKafkaClient({ brokers: brokersFrom(str('brokers'), io.env), clientId: 'reefer-actions', logger });
+    const kafka = createKafkaClient({ brokers: brokersFrom(str('kafka-brokers'), io.env), clientId: 'reefer-actions', logger });
     const service = createActionsService(
       {
         alertsTopic: str('alerts-topic') ?? 'reefer-alerts',

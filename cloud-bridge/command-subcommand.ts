@@ -36,7 +36,7 @@ Options:
       --id ID               command id (default: a random one)
       --wait                follow the command's statuses until applied, rejected or expired
       --wait-timeout DURATION  give up waiting after this long (default 5m)
-      --brokers LIST        Kafka bootstrap servers (env REEFER_KAFKA_BROKERS; default 127.0.0.1:9092)
+      --kafka-brokers LIST  Kafka bootstrap servers (env REEFER_KAFKA_BROKERS; default 127.0.0.1:9092)
       --topic NAME          (default ${DEFAULT_COMMANDS_TOPIC})
       --status-topic NAME   (default ${DEFAULT_COMMAND_STATUS_TOPIC})
   -h, --help                print this help and exit
@@ -106,7 +106,7 @@ export const commandSubcommand: BridgeSubcommand = {
           id: { type: 'string' },
           wait: { type: 'boolean' },
           'wait-timeout': { type: 'string' },
-          brokers: { type: 'string' },
+          'kafka-brokers': { type: 'string' },
           topic: { type: 'string' },
           'status-topic': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
@@ -130,7 +130,7 @@ export const commandSubcommand: BridgeSubcommand = {
     }
     const command = built.command;
     const logger = pino({ name: 'reefer-bridge', level: 'error' }, pino.destination({ dest: 2, sync: true }));
-    const kafka = createKafkaClient({ brokers: brokersFrom(values.brokers as string | undefined, io.env), clientId: 'reefer-bridge-command', logger });
+    const kafka = createKafkaClient({ brokers: brokersFrom(values['kafka-brokers'] as string | undefined, io.env), clientId: 'reefer-bridge-command', logger });
 
     // Subscribed before publishing, so no status can slip past.
     let consumer: KafkaConsumerPort | undefined;

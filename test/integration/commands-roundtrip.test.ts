@@ -105,7 +105,7 @@ describe('commands round trip', () => {
       let out = '';
       let err = '';
       const code = await runBridgeCli(
-        ['command', '--brokers', bootstrap, '--topic', topics.commands, '--status-topic', topics.status, '--container', containerId, '--gateway', gatewayId, '--ttl', '2m', '--wait', '--wait-timeout', '30s', ...args],
+        ['command', '--kafka-brokers', bootstrap, '--topic', topics.commands, '--status-topic', topics.status, '--container', containerId, '--gateway', gatewayId, '--ttl', '2m', '--wait', '--wait-timeout', '30s', ...args],
         { stdout: { write: (t: string) => (out += t) }, stderr: { write: (t: string) => (err += t) }, env: {}, stopRequested: new Promise(() => {}) },
       );
       return { code, lines: out.trim().split('\n'), err };
