@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { isPasswordHash } from './bridge-password.js';
+import { convertFlag, deepFreeze, describeIssues, fileMapping, setPath } from './config-support.js';
 
 /** A gateway logs in under its gateway id, which is one MQTT topic level and part of Kafka ids. */
 export const GATEWAY_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -138,21 +139,6 @@ export class BridgeConfigError extends Error {
 
 const SECRET_KEYS: ReadonlySet<PropertyKey> = new Set(['password', 'passwordHash']);
 
-function getPath(source: unknown, path: readonly PropertyKey[]): unknown {
-  let node = source;
-  for (const part of path) {
-    if (typeof node !== 'object' || node === null) return undefined;
-    node = (node as Record<PropertyKey, unknown>)[part];
-  }
-  return node;
-}
-
-function describeValue(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const text = JSON.stringify(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
-
 /** Flags of `reefer-bridge serve` and the key each sets. */
 export const BRIDGE_FLAGS = {
   'mqtt-port': { key: ['mqtt', 'port'], kind: 'number', help: 'port of a plain-TCP MQTT listener' },
@@ -164,35 +150,15 @@ export const BRIDGE_FLAGS = {
 export type BridgeFlag = keyof typeof BRIDGE_FLAGS;
 
 export function resolveBridgeConfig(sources: { file?: unknown; fileName?: string; flags?: Partial<Record<BridgeFlag, string>> }): Readonly<BridgeConfig> {
-  const merged: Record<string, unknown> = {};
-  if (sources.file !== undefined && sources.file !== null) {
-    if (typeof sources.file !== 'object' || Array.isArray(sources.file)) {
-      throw new BridgeConfigError([`${sources.fileName ?? 'config file'}: expected a mapping of keys at the top level, got ${describeValue(sources.file)}`]);
-    }
-    Object.assign(merged, structuredClone(sources.file));
-  }
+  const file = fileMapping(sources.file, sources.fileName);
+  if (!file.ok) throw new BridgeConfigError([file.problem]);
+  const merged = file.merged;
   for (const [flag, raw] of Object.entries(sources.flags ?? {})) {
     const spec = BRIDGE_FLAGS[flag as BridgeFlag];
-    if (raw === undefined) continue;
-    const value = spec.kind === 'number' ? (/^\d+$/.test(raw) ? Number(raw) : raw) : spec.kind === 'list' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
-    const [section, key] = spec.key;
-    const node = (typeof merged[section] === 'object' && merged[section] !== null ? merged[section] : (merged[section] = {})) as Record<string, unknown>;
-    node[key] = value;
+    if (raw !== undefined) setPath(merged, spec.key.join('.'), convertFlag(spec.kind, raw));
   }
   const result = bridgeConfigSchema.safeParse(merged);
-  if (!result.success) {
-    const problems: string[] = [];
-    for (const issue of result.error.issues) {
-      if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) problems.push(`${[...issue.path, key].join('.')}: unknown key`);
-        continue;
-      }
-      const key = issue.path.join('.') || '(top level)';
-      const shown = SECRET_KEYS.has(issue.path[issue.path.length - 1]!) ? 'a hidden value' : describeValue(getPath(merged, issue.path));
-      problems.push(`${key}: ${issue.message.replace(/^Invalid input: /, '')}, got ${shown}`);
-    }
-    throw new BridgeConfigError(problems);
-  }
+  if (!result.success) throw new BridgeConfigError(describeIssues(result.error.issues, merged, SECRET_KEYS));
   return deepFreeze(result.data);
 }
 
@@ -211,12 +177,4 @@ export function parseBridgeUsersFile(text: string): { users: { username: string;
     users.push({ username, passwordHash });
   });
   return { users, problems };
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
 }

@@ -4,6 +4,7 @@
  * once at start, and the result is frozen. Every error names the key, the value and what was expected.
  */
 import { z } from 'zod';
+import { convertFlag, deepFreeze, describeIssues, describeValue, fileMapping, getPath, setPath } from '../cloud-bridge/config-support.js';
 import { SERIAL_FRAMINGS } from '../schemas/serial-sentence.js';
 import { CONTAINER_PATTERN, isPasswordHash, USERNAME } from './ingest/mqtt-auth.js';
 
@@ -558,39 +559,6 @@ export const CONFIG_FLAGS = {
 
 export type ConfigFlag = keyof typeof CONFIG_FLAGS;
 
-function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
-  const parts = path.split('.');
-  let node = target;
-  for (const part of parts.slice(0, -1)) {
-    const next = node[part];
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[part] = {};
-    node = node[part] as Record<string, unknown>;
-  }
-  node[parts[parts.length - 1]!] = value;
-}
-
-function getPath(source: unknown, path: readonly PropertyKey[]): unknown {
-  let node = source;
-  for (const part of path) {
-    if (typeof node !== 'object' || node === null) return undefined;
-    node = (node as Record<PropertyKey, unknown>)[part];
-  }
-  return node;
-}
-
-/** Converts a flag or environment string to the key's type; a bad number stays a string so validation names it. */
-function convert(kind: 'string' | 'number' | 'list', raw: string): unknown {
-  if (kind === 'number') return /^-?\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : raw;
-  if (kind === 'list') return raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-  return raw;
-}
-
-function describeValue(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const text = JSON.stringify(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
-
 export interface ConfigSources {
   /** Parsed YAML file contents, if a file was given. */
   file?: unknown;
@@ -601,37 +569,21 @@ export interface ConfigSources {
 }
 
 export function resolveConfig(sources: ConfigSources): Readonly<GatewayConfig> {
-  const merged: Record<string, unknown> = {};
   const problems: string[] = [];
-  if (sources.file !== undefined && sources.file !== null) {
-    if (typeof sources.file !== 'object' || Array.isArray(sources.file)) {
-      throw new ConfigError([`${sources.fileName ?? 'config file'}: expected a mapping of keys at the top level, got ${describeValue(sources.file)}`]);
-    }
-    Object.assign(merged, structuredClone(sources.file));
-  }
+  const file = fileMapping(sources.file, sources.fileName);
+  if (!file.ok) throw new ConfigError([file.problem]);
+  const merged = file.merged;
   for (const [flag, spec] of Object.entries(CONFIG_FLAGS)) {
     const envName = `REEFER_${flag.toUpperCase().replace(/-/g, '_')}`;
     const raw = sources.env?.[envName];
-    if (raw !== undefined && raw !== '') setPath(merged, spec.key, convert(spec.kind, raw));
+    if (raw !== undefined && raw !== '') setPath(merged, spec.key, convertFlag(spec.kind, raw));
   }
   for (const [flag, raw] of Object.entries(sources.flags ?? {})) {
     const spec = CONFIG_FLAGS[flag as ConfigFlag];
-    if (raw !== undefined) setPath(merged, spec.key, convert(spec.kind, raw));
+    if (raw !== undefined) setPath(merged, spec.key, convertFlag(spec.kind, raw));
   }
   const result = configSchema.safeParse(merged);
-  if (!result.success) {
-    for (const issue of result.error.issues) {
-      if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) problems.push(`${[...issue.path, key].join('.')}: unknown key`);
-        continue;
-      }
-      const key = issue.path.join('.') || '(top level)';
-      const value = getPath(merged, issue.path);
-      const shown = SECRET_KEYS.has(issue.path[issue.path.length - 1]!) ? 'a hidden value' : describeValue(value);
-      problems.push(`${key}: ${issue.message.replace(/^Invalid input: /, '')}, got ${shown}`);
-    }
-    throw new ConfigError(problems);
-  }
+  if (!result.success) throw new ConfigError(describeIssues(result.error.issues, merged, SECRET_KEYS));
   if (result.data.uplink.minBackoffMs > result.data.uplink.maxBackoffMs) {
     throw new ConfigError([
       `uplink.minBackoffMs: expected at most uplink.maxBackoffMs (${result.data.uplink.maxBackoffMs}), got ${result.data.uplink.minBackoffMs}`,
@@ -658,14 +610,6 @@ export function resolveConfig(sources: ConfigSources): Readonly<GatewayConfig> {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(result.data);
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
 }
 
 /** Every key with its default and meaning, for the configuration reference in the docs. */

@@ -1,0 +1,74 @@
+/**
+ * What every reefer-edge configuration (the gateway's, the bridge's) does the same way: merging flag
+ * and environment strings into the parsed file, turning validation issues into messages that name the
+ * key, the value and what was expected (never showing a secret), and freezing the result.
+ */
+import type { z } from 'zod';
+
+export type FlagKind = 'string' | 'number' | 'list';
+
+/** Sets a dotted key (`mqtt.port`) in a plain object, creating the sections on the way. */
+export function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[part] = {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1]!] = value;
+}
+
+export function getPath(source: unknown, path: readonly PropertyKey[]): unknown {
+  let node = source;
+  for (const part of path) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Record<PropertyKey, unknown>)[part];
+  }
+  return node;
+}
+
+/** Converts a flag or environment string to the key's type; a bad number stays a string so validation names it. */
+export function convertFlag(kind: FlagKind, raw: string): unknown {
+  if (kind === 'number') return /^-?\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : raw;
+  if (kind === 'list') return raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  return raw;
+}
+
+export function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** A copy of the parsed file to merge into, or why the file is not a mapping of keys. */
+export function fileMapping(file: unknown, fileName: string | undefined): { ok: true; merged: Record<string, unknown> } | { ok: false; problem: string } {
+  if (file === undefined || file === null) return { ok: true, merged: {} };
+  if (typeof file !== 'object' || Array.isArray(file)) {
+    return { ok: false, problem: `${fileName ?? 'config file'}: expected a mapping of keys at the top level, got ${describeValue(file)}` };
+  }
+  return { ok: true, merged: structuredClone(file) as Record<string, unknown> };
+}
+
+/** One message per validation issue: `key: what was expected, got value` (secrets shown as hidden). */
+export function describeIssues(issues: readonly z.core.$ZodIssue[], merged: unknown, secretKeys: ReadonlySet<PropertyKey>): string[] {
+  const problems: string[] = [];
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) problems.push(`${[...issue.path, key].join('.')}: unknown key`);
+      continue;
+    }
+    const key = issue.path.join('.') || '(top level)';
+    const shown = secretKeys.has(issue.path[issue.path.length - 1]!) ? 'a hidden value' : describeValue(getPath(merged, issue.path));
+    problems.push(`${key}: ${issue.message.replace(/^Invalid input: /, '')}, got ${shown}`);
+  }
+  return problems;
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
