@@ -6,10 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
-import { parse as parseYaml } from 'yaml';
 import { BRIDGE_FLAGS, BridgeConfigError, parseBridgeUsersFile, resolveBridgeConfig, type BridgeConfig, type BridgeFlag } from './bridge-config.js';
 import { createBridgeServer, type BridgeServer } from './bridge-server.js';
 import { createBridgeService, type BridgeService } from './bridge-service.js';
+import { readConfigFile } from './config-support.js';
 import { createKafkaClient } from './kafka-client.js';
 import type { BridgeSubcommand } from './subcommand.js';
 
@@ -154,21 +154,9 @@ export function parseServeArgs(argv: readonly string[]): ServeArgs {
 }
 
 export function loadBridgeConfig(args: { configPath?: string; flags: Partial<Record<BridgeFlag, string>> }): Readonly<BridgeConfig> {
-  let file: unknown;
-  if (args.configPath !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(args.configPath, 'utf8');
-    } catch (error) {
-      throw new BridgeConfigError([`--config: cannot read ${args.configPath}: ${error instanceof Error ? error.message : String(error)}`]);
-    }
-    try {
-      file = parseYaml(text);
-    } catch (error) {
-      throw new BridgeConfigError([`${args.configPath}: not valid YAML: ${error instanceof Error ? error.message : String(error)}`]);
-    }
-  }
-  return resolveBridgeConfig({ file, fileName: args.configPath, flags: args.flags });
+  const read = readConfigFile(args.configPath);
+  if (!read.ok) throw new BridgeConfigError([read.problem]);
+  return resolveBridgeConfig({ file: read.file, fileName: args.configPath, flags: args.flags });
 }
 
 export const serveSubcommand: BridgeSubcommand = {

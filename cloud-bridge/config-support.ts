@@ -3,6 +3,8 @@
  * and environment strings into the parsed file, turning validation issues into messages that name the
  * key, the value and what was expected (never showing a secret), and freezing the result.
  */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 
 export type FlagKind = 'string' | 'number' | 'list';
@@ -71,4 +73,20 @@ export function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
+}
+
+/** Reads and parses a YAML configuration file given with --config; the problem names the file and the cause. */
+export function readConfigFile(path: string | undefined): { ok: true; file: unknown } | { ok: false; problem: string } {
+  if (path === undefined) return { ok: true, file: undefined };
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    return { ok: false, problem: `--config: cannot read ${path}: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  try {
+    return { ok: true, file: parseYaml(text) };
+  } catch (error) {
+    return { ok: false, problem: `${path}: not valid YAML: ${error instanceof Error ? error.message : String(error)}` };
+  }
 }

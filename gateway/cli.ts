@@ -3,9 +3,8 @@
  * `reefer-gateway`: reads the configuration (file < environment < flags), starts the gateway and
  * stops it cleanly on SIGINT/SIGTERM.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
+import { readConfigFile } from '../cloud-bridge/config-support.js';
 import { CONFIG_FLAGS, ConfigError, resolveConfig, type ConfigFlag, type GatewayConfig } from './config.js';
 import { isEntryPoint } from '../cloud-bridge/entry-point.js';
 import { runHashPassword } from './hash-password.js';
@@ -50,21 +49,9 @@ export function parseGatewayArgs(argv: readonly string[]): GatewayArgs {
 }
 
 export function loadGatewayConfig(args: { configPath?: string; flags: Partial<Record<ConfigFlag, string>> }, env: Record<string, string | undefined>): Readonly<GatewayConfig> {
-  let file: unknown;
-  if (args.configPath !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(args.configPath, 'utf8');
-    } catch (error) {
-      throw new ConfigError([`--config: cannot read ${args.configPath}: ${error instanceof Error ? error.message : String(error)}`]);
-    }
-    try {
-      file = parseYaml(text);
-    } catch (error) {
-      throw new ConfigError([`${args.configPath}: not valid YAML: ${error instanceof Error ? error.message : String(error)}`]);
-    }
-  }
-  return resolveConfig({ file, fileName: args.configPath, env, flags: args.flags });
+  const read = readConfigFile(args.configPath);
+  if (!read.ok) throw new ConfigError([read.problem]);
+  return resolveConfig({ file: read.file, fileName: args.configPath, env, flags: args.flags });
 }
 
 async function main(): Promise<void> {
