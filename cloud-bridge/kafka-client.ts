@@ -221,10 +221,11 @@ function headersToStrings(headers: Record<string, unknown> | undefined): Record<
   return out;
 }
 
-export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
+/** A kafkajs client with the adapter's settings: timeouts, retries, TLS, SASL, logs routed and redacted. */
+function newKafka(options: KafkaClientOptions): InstanceType<typeof Kafka> {
   const logger = options.logger?.child({ component: 'kafkajs' });
   const secrets = options.sasl ? [options.sasl.password] : [];
-  const kafka = new Kafka({
+  return new Kafka({
     clientId: options.clientId,
     brokers: [...options.brokers],
     connectionTimeout: options.connectionTimeoutMs ?? 3000,
@@ -235,6 +236,10 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
     ssl: tlsSettings(options.tls),
     sasl: saslSettings(options.sasl),
   });
+}
+
+export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
+  const kafka = newKafka(options);
 
   return {
     producer(producerOptions: ProducerOptions = {}): KafkaProducerPort {
@@ -516,18 +521,7 @@ function toPartitionedMessages(records: readonly PartitionedRecord[]) {
  */
 export function createStreamsClient(options: KafkaClientOptions): StreamsClient {
   const logger = options.logger?.child({ component: 'kafkajs' });
-  const secrets = options.sasl ? [options.sasl.password] : [];
-  const kafka = new Kafka({
-    clientId: options.clientId,
-    brokers: [...options.brokers],
-    connectionTimeout: options.connectionTimeoutMs ?? 3000,
-    requestTimeout: options.requestTimeoutMs ?? 10000,
-    retry: { retries: options.retries ?? 3, initialRetryTime: 100, maxRetryTime: 2000 },
-    logLevel: logLevel.WARN,
-    logCreator: routeLogs(logger, secrets),
-    ssl: tlsSettings(options.tls),
-    sasl: saslSettings(options.sasl),
-  });
+  const kafka = newKafka(options);
   const admin = kafka.admin();
   let adminConnecting: Promise<void> | undefined;
   const adminReady = () =>
