@@ -41,6 +41,7 @@ import { decodeReading } from '../../gateway/pipeline/decode-reading.js';
 import { decodeSingleObject, encodeTelemetry } from '../../schemas/avro.js';
 import type { ReeferTelemetry } from '../../schemas/reefer-reading.js';
 import { KAFKA_VERSION, startKafkaBroker, type KafkaBroker } from '../harness/kafka-broker.js';
+import { REFERENCE_READING } from '../harness/reference-reading.js';
 import type { GatewaySample } from './bench-gateway.js';
 import type { LoadJob, LoadResult } from './bench-load.js';
 
@@ -242,30 +243,12 @@ function timeRate(n: number, fn: () => void): number {
 }
 
 const SAMPLE_TELEMETRY: ReeferTelemetry = {
+  ...REFERENCE_READING,
   container_id: 'B0001',
-  measurement_time: Date.UTC(2026, 0, 15, 17, 59, 45),
-  product_id: 'P05',
-  temperature: 5.02,
-  target_temperature: 5,
-  ambient_temperature: 20.5,
-  kilowatts: 2.6,
-  time_door_open: 0,
-  content_type: 1,
-  defrost_cycle: 5,
-  oxygen_level: 21.5,
-  nitrogen_level: 75.9,
-  humidity_level: 39.8,
-  carbon_dioxide_level: 4.7,
-  fan_1: true,
-  fan_2: true,
-  fan_3: true,
-  latitude: 37.82,
-  longitude: -122.32,
-  maintenance_required: false,
   gateway_id: 'bench',
   seq: 123456,
   transport: 'mqtt',
-  received_time: Date.UTC(2026, 0, 15, 17, 59, 46),
+  received_time: REFERENCE_READING.measurement_time + 1000,
 };
 
 async function stages(broker: KafkaBroker): Promise<Record<string, number>> {
