@@ -85,8 +85,16 @@ describe('bridge without Kafka', () => {
     expect(reader.records()).toHaveLength(200);
 
     await kafka.start();
-    await reader.waitFor(500, 30_000);
-    const report = checkDelivery(acknowledged, await reader.settle(1000));
+    // A fresh read-committed consumer: one kept across the broker's restart may sit out its own
+    // reconnection backoff, which says nothing about the gateway and the bridge.
+    await reader.close();
+    const after = await readTopic(kafka.bootstrap, topic);
+    cleanups.push(() => after.close());
+    await after.waitFor(500, 60_000).catch((error: unknown) => {
+      const s = gateway.status();
+      throw new Error(`${String(error)}; gateway uplink ${s.uplink}, outbox ${s.outbox.count}; bridge ${JSON.stringify(bridge.bridge.service.stats())}`);
+    });
+    const report = checkDelivery(acknowledged, await after.settle(1000));
     expect(report).toMatchObject({ acknowledged: 500, delivered: 500, duplicated: 0, lost: 0, unexpected: 0, outOfOrder: [] });
     await expect.poll(() => gateway.status().outbox.count, { timeout: 5000 }).toBe(0);
   });
