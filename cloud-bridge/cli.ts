@@ -30,6 +30,16 @@ ${Object.entries(SUBCOMMANDS)
 `;
 }
 
+/** An error and its causes as one line, each message once (kafkajs wraps the cause's message). */
+export function errorChain(error: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth += 1) {
+    const text = e instanceof Error ? e.message : String(e);
+    if (text !== '' && !parts.some((p) => p.includes(text))) parts.push(text);
+  }
+  return parts.join(': ') || String(error);
+}
+
 export async function runBridgeCli(argv: readonly string[], io: SubcommandIo): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -52,7 +62,9 @@ if (isEntryPoint(import.meta.url)) {
   runBridgeCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, stopRequested }).then(
     (code) => process.exit(code),
     (error: unknown) => {
-      process.stderr.write(`reefer-bridge: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      // One line an operator can act on (Kafka unreachable, a file missing); the stack with REEFER_DEBUG=1.
+      const detail = process.env.REEFER_DEBUG === '1' && error instanceof Error ? `\n${error.stack ?? ''}` : '';
+      process.stderr.write(`reefer-bridge: ${errorChain(error)}${detail}\n`);
       process.exit(1);
     },
   );
