@@ -10,32 +10,15 @@ import {
   type ReadingOutcome,
 } from '../../cloud-bridge/anomaly-detector.js';
 import type { ReeferTelemetry } from '../../schemas/reefer-reading.js';
+import { REFERENCE_READING } from '../harness/reference-reading.js';
 
 const T0 = Date.UTC(2024, 4, 1);
 const STEP_MS = 5 * 60_000;
 
 function reading(n: number, overrides: Partial<ReeferTelemetry> = {}): ReeferTelemetry {
   return {
-    container_id: 'C01',
+    ...REFERENCE_READING,
     measurement_time: T0 + n * STEP_MS,
-    product_id: 'P05',
-    temperature: 5.1,
-    target_temperature: 5,
-    ambient_temperature: 20,
-    kilowatts: 2.7,
-    time_door_open: 0,
-    content_type: 1,
-    defrost_cycle: 4,
-    oxygen_level: 21,
-    nitrogen_level: 78,
-    humidity_level: 40,
-    carbon_dioxide_level: 4,
-    fan_1: true,
-    fan_2: true,
-    fan_3: true,
-    latitude: 37.8,
-    longitude: -122.3,
-    maintenance_required: false,
     gateway_id: 'gw-1',
     seq: 100 + n,
     transport: 'mqtt',
