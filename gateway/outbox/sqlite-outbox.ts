@@ -180,6 +180,20 @@ interface RawRow {
 }
 
 /**
+ * AUTOINCREMENT for the same reason as command_status: the uplink's marker names committed dead
+ * letters by id range and recovery deletes that range, so an id must never be handed out twice.
+ */
+const DEAD_LETTER_COLUMNS = `
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  received_ms INTEGER NOT NULL,
+  transport TEXT NOT NULL,
+  source TEXT NOT NULL,
+  container_id TEXT,
+  reason TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  payload BLOB NOT NULL`;
+
+/**
  * Outboxes written before dead-letter ids were AUTOINCREMENT could hand out an id again once the table
  * was emptied, and a recovery applying the last marker's dead-letter range would then delete unsent
  * ones. The table is rebuilt with AUTOINCREMENT, its sequence starting past any id the old table can
@@ -191,16 +205,7 @@ function migrateDeadLetterIds(db: Database.Database): void {
   db.transaction(() => {
     db.exec(`
       ALTER TABLE dead_letter RENAME TO dead_letter_before_autoincrement;
-      CREATE TABLE dead_letter (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        received_ms INTEGER NOT NULL,
-        transport TEXT NOT NULL,
-        source TEXT NOT NULL,
-        container_id TEXT,
-        reason TEXT NOT NULL,
-        detail TEXT NOT NULL,
-        payload BLOB NOT NULL
-      );
+      CREATE TABLE dead_letter (${DEAD_LETTER_COLUMNS});
       INSERT INTO dead_letter SELECT * FROM dead_letter_before_autoincrement;
       DROP TABLE dead_letter_before_autoincrement;
     `);
@@ -235,17 +240,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
       count INTEGER NOT NULL,
       PRIMARY KEY (container_id, reason)
     ) WITHOUT ROWID;
-    -- AUTOINCREMENT for the same reason as command_status below: the marker names dead letters by id.
-    CREATE TABLE IF NOT EXISTS dead_letter (
-      id INTEGER PRIMARY KEY AUTOINCREMENT,
-      received_ms INTEGER NOT NULL,
-      transport TEXT NOT NULL,
-      source TEXT NOT NULL,
-      container_id TEXT,
-      reason TEXT NOT NULL,
-      detail TEXT NOT NULL,
-      payload BLOB NOT NULL
-    );
+    CREATE TABLE IF NOT EXISTS dead_letter (${DEAD_LETTER_COLUMNS});
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS command (
       command_id TEXT PRIMARY KEY,
