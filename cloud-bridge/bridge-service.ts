@@ -28,7 +28,7 @@ import {
   type CommittedSeqs,
   type GatewayConnection,
 } from './bridge-protocol.js';
-import type { Compression, ConsumedRecord, KafkaAdminPort, KafkaClient, KafkaConsumerPort, ProgressMarker, TopicRecords, TransactionalProducerPort } from './kafka-client.js';
+import type { Compression, ConsumedRecord, KafkaAdminPort, KafkaClient, KafkaConsumerPort, TransactionalProducerPort } from './kafka-client.js';
 
 export interface BridgeServiceOptions {
   /** Topics gateways may write to; a commit naming another is refused whole. */
@@ -119,10 +119,6 @@ function isFencing(error: unknown): boolean {
   return type === 'INVALID_PRODUCER_EPOCH' || type === 'PRODUCER_FENCED';
 }
 
-/** Attempts at a transaction the coordinator refuses while it still completes the previous one. */
-const CONCURRENT_TRANSACTION_ATTEMPTS = 20;
-const CONCURRENT_TRANSACTION_WAIT_MS = 25;
-
 export function createBridgeService(options: BridgeServiceOptions, deps: BridgeServiceDeps): BridgeService {
   const log = deps.logger.child({ component: 'bridge' });
   const allowed = new Set(options.allowTopics);
@@ -173,25 +169,6 @@ export function createBridgeService(options: BridgeServiceOptions, deps: BridgeS
     return okReply(request.id);
   }
 
-  /**
-   * A batch whose records were all dropped as duplicates leaves a transaction of the marker alone.
-   * Its first request (AddOffsetsToTxn) is answered CONCURRENT_TRANSACTIONS while the coordinator
-   * still completes the previous commit, and kafkajs retries that only for records; so it is retried
-   * here. Nothing was sent in the refused attempt, and it was aborted.
-   */
-  async function commitRetryingConcurrent(session: Session, sends: TopicRecords[], marker: ProgressMarker | undefined): Promise<void> {
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        await session.producer.commit(sends, marker);
-        return;
-      } catch (error) {
-        const type = (error as { type?: unknown } | null)?.type;
-        if (type !== 'CONCURRENT_TRANSACTIONS' || attempt >= CONCURRENT_TRANSACTION_ATTEMPTS || !session.current) throw error;
-        await new Promise((resolve) => setTimeout(resolve, CONCURRENT_TRANSACTION_WAIT_MS * attempt));
-      }
-    }
-  }
-
   async function commit(session: Session, request: BridgeRequest): Promise<BridgeReply> {
     const ids = gatewayKafkaIds(session.gatewayId);
     for (const send of request.sends) {
@@ -215,7 +192,7 @@ export function createBridgeService(options: BridgeServiceOptions, deps: BridgeS
       log.info({ gatewayId: session.gatewayId, dropped }, 'records Kafka had already committed dropped from a resent batch');
     }
     try {
-      await commitRetryingConcurrent(session, sends, marker ?? undefined);
+      await session.producer.commit(sends, marker ?? undefined);
     } catch (error) {
       // The transaction may or may not have committed; the gateway re-reads the marker in a new session.
       endSession(session);

@@ -221,6 +221,71 @@ function headersToStrings(headers: Record<string, unknown> | undefined): Record<
   return out;
 }
 
+type KafkaProducer = ReturnType<InstanceType<typeof Kafka>['producer']>;
+type TransactionOffsets = Parameters<Awaited<ReturnType<KafkaProducer['transaction']>>['sendOffsets']>[0];
+
+/** Attempts at a transaction refused with CONCURRENT_TRANSACTIONS before it fails (see commitTransaction). */
+const CONCURRENT_TRANSACTION_ATTEMPTS = 20;
+const CONCURRENT_TRANSACTION_WAIT_MS = 25;
+
+/** An idempotent, transactional kafkajs producer (one in-flight request, so retries keep order). */
+function newTransactionalProducer(kafka: InstanceType<typeof Kafka>, transactionalId: string, transactionTimeoutMs: number | undefined, retries: number | undefined): KafkaProducer {
+  return kafka.producer({
+    transactionalId,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    transactionTimeout: transactionTimeoutMs ?? 30000,
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    // The coordinator answers CONCURRENT_TRANSACTIONS while it finishes the previous commit, which
+    // takes it a few milliseconds: retries start at 1 ms and grow by half, so back-to-back
+    // transactions do not each sleep 10 ms or more (measured: 3–8 ms less per transaction), while
+    // 20 retries still span about 5 s for a coordinator that is really away.
+    retry: { retries: Math.max(retries ?? 3, 20), initialRetryTime: 1, multiplier: 1.5, maxRetryTime: 1000 },
+  });
+}
+
+/**
+ * kafkajs registers a transactional id at a producer's first transaction, not on connect. An empty
+ * transaction registers it now: the previous holder is fenced, and whatever it left open is finished
+ * (a commit already under way) or aborted.
+ */
+async function registerTransactionalId(producer: KafkaProducer): Promise<void> {
+  const fence = await producer.transaction();
+  await fence.abort();
+}
+
+/**
+ * Sends the records and the offsets in one transaction. A transaction whose first request is
+ * AddOffsetsToTxn (offsets alone, e.g. a batch whose records were all duplicates) is answered
+ * CONCURRENT_TRANSACTIONS while the coordinator still completes the previous commit, and kafkajs
+ * retries that only for records: such a refusal aborts the attempt (nothing of it is visible) and
+ * the transaction is tried again.
+ */
+async function commitTransaction(
+  producer: KafkaProducer,
+  sends: readonly { topic: string; messages: ReturnType<typeof toMessages> }[],
+  compression: (typeof CompressionTypes)[keyof typeof CompressionTypes],
+  offsets: TransactionOffsets | undefined,
+): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    const transaction = await producer.transaction();
+    try {
+      for (const send of sends) {
+        if (send.messages.length > 0) await transaction.send({ topic: send.topic, acks: -1, compression, messages: send.messages });
+      }
+      if (offsets) await transaction.sendOffsets(offsets);
+    } catch (error) {
+      await transaction.abort().catch(() => undefined);
+      if ((error as { type?: unknown } | null)?.type !== 'CONCURRENT_TRANSACTIONS' || attempt >= CONCURRENT_TRANSACTION_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, CONCURRENT_TRANSACTION_WAIT_MS * attempt));
+      continue;
+    }
+    await transaction.commit();
+    return;
+  }
+}
+
 /** A kafkajs client with the adapter's settings: timeouts, retries, TLS, SASL, logs routed and redacted. */
 function newKafka(options: KafkaClientOptions): InstanceType<typeof Kafka> {
   const logger = options.logger?.child({ component: 'kafkajs' });
@@ -277,51 +342,29 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
 
     transactionalProducer(txOptions: TransactionalProducerOptions): TransactionalProducerPort {
       const compression = txOptions.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
-      const producer = kafka.producer({
-        transactionalId: txOptions.transactionalId,
-        idempotent: true,
-        maxInFlightRequests: 1,
-        transactionTimeout: txOptions.transactionTimeoutMs ?? 30000,
-        allowAutoTopicCreation: false,
-        createPartitioner: Partitioners.DefaultPartitioner,
-        // The coordinator answers CONCURRENT_TRANSACTIONS while it finishes the previous commit, which
-        // takes it a few milliseconds: retries start at 1 ms and grow by half, so back-to-back
-        // transactions do not each sleep 10 ms or more (measured: 3–8 ms less per transaction), while
-        // 20 retries still span about 5 s for a coordinator that is really away.
-        retry: { retries: Math.max(options.retries ?? 3, 20), initialRetryTime: 1, multiplier: 1.5, maxRetryTime: 1000 },
-      });
+      const producer = newTransactionalProducer(kafka, txOptions.transactionalId, txOptions.transactionTimeoutMs, options.retries);
       let connected = false;
       return {
         async connect() {
           if (connected) return;
           await producer.connect();
-          // kafkajs registers the transactional id at the first transaction, not on connect. An empty
-          // transaction registers it now: the previous incarnation is fenced and whatever it left open is
-          // finished (a commit already under way) or aborted before the caller reads its marker, so a late
-          // commit by a stalled predecessor cannot land after that read.
-          const fence = await producer.transaction();
-          await fence.abort();
+          // The previous incarnation is fenced before the caller reads its marker, so a late commit
+          // by a stalled predecessor cannot land after that read.
+          await registerTransactionalId(producer);
           connected = true;
         },
         async commit(sends, marker) {
-          const transaction = await producer.transaction();
-          try {
-            for (const send of sends) {
-              if (send.records.length > 0) await transaction.send({ topic: send.topic, acks: -1, compression, messages: toMessages(send.records) });
-            }
-            if (marker) {
-              await transaction.sendOffsets({
-                consumerGroupId: marker.groupId,
-                topics: [
-                  { topic: marker.topic, partitions: [{ partition: marker.partition, offset: String(marker.offset), metadata: marker.metadata } as { partition: number; offset: string }] },
-                ],
-              });
-            }
-          } catch (error) {
-            await transaction.abort().catch(() => undefined);
-            throw error;
-          }
-          await transaction.commit();
+          await commitTransaction(
+            producer,
+            sends.map((send) => ({ topic: send.topic, messages: toMessages(send.records) })),
+            compression,
+            marker && {
+              consumerGroupId: marker.groupId,
+              topics: [
+                { topic: marker.topic, partitions: [{ partition: marker.partition, offset: String(marker.offset), metadata: marker.metadata } as { partition: number; offset: string }] },
+              ],
+            },
+          );
         },
         async close() {
           if (!connected) return;
@@ -586,22 +629,13 @@ export function createStreamsClient(options: KafkaClientOptions): StreamsClient 
         for (const partition of todo) {
           let producer = producers.get(partition);
           if (!producer) {
-            producer = kafka.producer({
-              transactionalId: `${eo.transactionalIdPrefix}-${partition}`,
-              idempotent: true,
-              maxInFlightRequests: 1,
-              transactionTimeout: eo.transactionTimeoutMs ?? 30000,
-              allowAutoTopicCreation: false,
-              retry: { retries: Math.max(options.retries ?? 3, 10), initialRetryTime: 10, maxRetryTime: 1000 },
-            });
+            producer = newTransactionalProducer(kafka, `${eo.transactionalIdPrefix}-${partition}`, eo.transactionTimeoutMs, options.retries);
             producers.set(partition, producer);
           }
           await producer.connect();
-          // kafkajs registers the transactional id at a producer's first transaction, not on connect. Registering
-          // it now fences the previous holder and aborts its open transaction before the state is read; left
-          // to the first batch, a stalled previous holder registering late would fence this one instead.
-          const fence = await producer.transaction();
-          await fence.abort();
+          // Fenced before the state is read; left to the first batch, a stalled previous holder
+          // registering late would fence this one instead.
+          await registerTransactionalId(producer);
         }
         await processor!.assigned(todo.map(tp));
         const committed = await committedOffsets(eo.groupId, eo.topic);
@@ -643,22 +677,12 @@ export function createStreamsClient(options: KafkaClientOptions): StreamsClient 
               const result = await processor!.transform(records, tp(partition));
               const producer = producers.get(partition)!;
               try {
-                const transaction = await producer.transaction();
-                try {
-                  for (const send of result.sends) {
-                    if (send.records.length > 0) {
-                      await transaction.send({ topic: send.topic, acks: -1, compression, messages: toPartitionedMessages(send.records) });
-                    }
-                  }
-                  await transaction.sendOffsets({
-                    consumerGroupId: eo.groupId,
-                    topics: [{ topic: eo.topic, partitions: [{ partition, offset: String(nextOffset) }] }],
-                  });
-                } catch (error) {
-                  await transaction.abort().catch(() => undefined);
-                  throw error;
-                }
-                await transaction.commit();
+                await commitTransaction(
+                  producer,
+                  result.sends.map((send) => ({ topic: send.topic, messages: toPartitionedMessages(send.records) })),
+                  compression,
+                  { consumerGroupId: eo.groupId, topics: [{ topic: eo.topic, partitions: [{ partition, offset: String(nextOffset) }] }] },
+                );
               } catch (error) {
                 // Committed or not (the answer to a commit can be lost), the partition starts over
                 // from what Kafka holds: fenced producer, rebuilt state, committed offset.
