@@ -58,15 +58,8 @@ function loadLogins(config: Readonly<BridgeConfig>): { username: string; passwor
 export async function startBridge(config: Readonly<BridgeConfig>, deps: { logger: Logger }): Promise<RunningBridge> {
   const logger = deps.logger;
   const logins = loadLogins(config);
-  const kafka = createKafkaClient({
-    brokers: config.kafka.brokers,
-    clientId: config.kafka.clientId,
-    logger,
-    connectionTimeoutMs: config.kafka.connectionTimeoutMs,
-    requestTimeoutMs: config.kafka.requestTimeoutMs,
-    tls: config.kafka.tls,
-    sasl: config.kafka.sasl,
-  });
+  // The kafka section's connection keys are named as the adapter's options.
+  const kafka = createKafkaClient({ ...config.kafka, logger });
   const admin = kafka.admin();
   if (config.topics.create) {
     const topics = [...config.topics.allow, ...(config.commands.topic && !config.topics.allow.includes(config.commands.topic) ? [config.commands.topic] : [])];

@@ -186,15 +186,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
     },
   );
 
-  const kafka = createKafkaClient({
-    brokers: config.kafka.brokers,
-    clientId: config.kafka.clientId,
-    logger,
-    connectionTimeoutMs: config.kafka.connectionTimeoutMs,
-    requestTimeoutMs: config.kafka.requestTimeoutMs,
-    tls: config.kafka.tls,
-    sasl: config.kafka.sasl,
-  });
+  // The kafka section's connection keys are named as the adapter's options.
+  const kafka = createKafkaClient({ ...config.kafka, logger });
   const registryConfig = config.kafka.schemaRegistry;
   const registry = registryConfig
     ? createSchemaRegistryClient({ url: registryConfig.url, requestTimeoutMs: registryConfig.requestTimeoutMs }, { cache: outbox.schemaIds(), logger })
