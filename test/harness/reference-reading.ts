@@ -26,3 +26,33 @@ export const REFERENCE_READING: Readonly<ReeferReading> = Object.freeze({
   longitude: -122.32,
   maintenance_required: false,
 });
+
+/**
+ * A plain, healthy reading for tests that need one and do not care which: Carrots at 4 °C in
+ * Rotterdam. Tests override the fields their assertions are about.
+ */
+export function sampleReading(overrides: Partial<ReeferReading> = {}): ReeferReading {
+  return {
+    container_id: 'C01',
+    measurement_time: Date.UTC(2026, 0, 1),
+    product_id: 'P01',
+    temperature: 4.1,
+    target_temperature: 4,
+    ambient_temperature: 20,
+    kilowatts: 2.7,
+    time_door_open: 0,
+    content_type: 1,
+    defrost_cycle: 4,
+    oxygen_level: 21,
+    nitrogen_level: 78,
+    humidity_level: 40,
+    carbon_dioxide_level: 4,
+    fan_1: true,
+    fan_2: true,
+    fan_3: true,
+    latitude: 51.9,
+    longitude: 4.1,
+    maintenance_required: false,
+    ...overrides,
+  };
+}

@@ -11,6 +11,7 @@ import { openOutbox } from '../../gateway/outbox/sqlite-outbox.js';
 import { encodeMarker } from '../../gateway/uplink/kafka-uplink.js';
 import { encodeTelemetry, frameTelemetryBody } from '../../schemas/avro.js';
 import type { ReeferReading } from '../../schemas/reefer-reading.js';
+import { sampleReading } from '../harness/reference-reading.js';
 import { readTopic } from '../harness/topic-reader.js';
 
 const bootstrap = inject('kafkaBootstrap');
@@ -20,28 +21,7 @@ afterEach(async () => {
 });
 
 function reading(i: number): ReeferReading {
-  return {
-    container_id: `C${i % 7}`,
-    measurement_time: Date.UTC(2026, 0, 1) + i * 60_000,
-    product_id: 'P01',
-    temperature: 4 + (i % 10) / 10,
-    target_temperature: 4,
-    ambient_temperature: 20,
-    kilowatts: 2.7,
-    time_door_open: 0,
-    content_type: 1,
-    defrost_cycle: 4,
-    oxygen_level: 21,
-    nitrogen_level: 78,
-    humidity_level: 40,
-    carbon_dioxide_level: 4,
-    fan_1: true,
-    fan_2: true,
-    fan_3: true,
-    latitude: 51.9,
-    longitude: 4.1,
-    maintenance_required: false,
-  };
+  return sampleReading({ container_id: `C${i % 7}`, measurement_time: Date.UTC(2026, 0, 1) + i * 60_000, temperature: 4 + (i % 10) / 10 });
 }
 
 describe('exactly once across a crash', () => {

@@ -6,29 +6,9 @@ import { csvHeader, csvRow, openCsvExport } from '../../device-sim/csv-export.js
 import { createReefer } from '../../device-sim/reefer-model.js';
 import { readingFromColumns } from '../../gateway/pipeline/decode-reading.js';
 import type { ReeferReading } from '../../schemas/reefer-reading.js';
+import { REFERENCE_READING } from '../harness/reference-reading.js';
 
-const READING: ReeferReading = {
-  container_id: 'C01',
-  measurement_time: Date.UTC(2020, 0, 15, 17, 59, 45),
-  product_id: 'P05',
-  temperature: 5.02,
-  target_temperature: 5,
-  ambient_temperature: 20.5,
-  kilowatts: 0,
-  time_door_open: 0,
-  content_type: 1,
-  defrost_cycle: 5,
-  oxygen_level: 21.5,
-  nitrogen_level: 75.9,
-  humidity_level: 39.8,
-  carbon_dioxide_level: 4.7,
-  fan_1: false,
-  fan_2: false,
-  fan_3: false,
-  latitude: 37.82,
-  longitude: -122.32,
-  maintenance_required: true,
-};
+const READING: ReeferReading = { ...REFERENCE_READING, kilowatts: 0, fan_1: false, fan_2: false, fan_3: false, maintenance_required: true };
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -7,33 +7,21 @@ import { createOpsApi, toPublicJson } from '../../gateway/ops/ops-api.js';
 import { REJECT_REASONS } from '../../gateway/pipeline/decode-reading.js';
 import { alarmsOf } from '../../gateway/pipeline/lanes.js';
 import type { ReeferReading } from '../../schemas/reefer-reading.js';
+import { sampleReading } from '../harness/reference-reading.js';
 
 const NOW = Date.UTC(2026, 5, 1, 12, 0, 0);
 
 function reading(containerId: string, minute: number, change: Partial<ReeferReading> = {}): ReeferReading {
-  return {
+  return sampleReading({
     container_id: containerId,
     measurement_time: Date.UTC(2026, 5, 1, 11, minute),
     product_id: 'P05',
     temperature: 5.2,
     target_temperature: 5,
-    ambient_temperature: 20,
-    kilowatts: 2.7,
-    time_door_open: 0,
-    content_type: 1,
-    defrost_cycle: 4,
-    oxygen_level: 21,
-    nitrogen_level: 78,
-    humidity_level: 40,
-    carbon_dioxide_level: 4,
-    fan_1: true,
-    fan_2: true,
-    fan_3: true,
     latitude: 37.8,
     longitude: -122.3,
-    maintenance_required: false,
     ...change,
-  };
+  });
 }
 
 // Cast: the status grows with the gateway, and these tests read only the fields written here.

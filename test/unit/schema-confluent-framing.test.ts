@@ -3,28 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { encodeTelemetry, encodeTelemetrySingleObject } from '../../schemas/avro.js';
 import { MAX_SCHEMA_ID, frameConfluent, isConfluentFramed, unframeConfluent } from '../../schemas/confluent-framing.js';
 import type { ReeferTelemetry } from '../../schemas/reefer-reading.js';
+import { sampleReading } from '../harness/reference-reading.js';
 
 const telemetry: ReeferTelemetry = {
-  container_id: 'C01',
-  measurement_time: Date.UTC(2026, 0, 1),
-  product_id: 'P01',
-  temperature: 4.1,
-  target_temperature: 4,
-  ambient_temperature: 20,
-  kilowatts: 2.7,
-  time_door_open: 0,
-  content_type: 1,
-  defrost_cycle: 4,
-  oxygen_level: 21,
-  nitrogen_level: 78,
-  humidity_level: 40,
-  carbon_dioxide_level: 4,
-  fan_1: true,
-  fan_2: true,
-  fan_3: true,
-  latitude: 51.9,
-  longitude: 4.1,
-  maintenance_required: false,
+  ...sampleReading(),
   gateway_id: 'gw-1',
   seq: 1,
   transport: 'mqtt',

@@ -3,29 +3,9 @@ import { createGapTracker } from '../../gateway/pipeline/gap-tracker.js';
 import { laneOf } from '../../gateway/pipeline/lanes.js';
 import { decodeMarker, encodeMarker } from '../../gateway/uplink/kafka-uplink.js';
 import type { ReeferReading } from '../../schemas/reefer-reading.js';
+import { sampleReading } from '../harness/reference-reading.js';
 
-const base: ReeferReading = {
-  container_id: 'C01',
-  measurement_time: 0,
-  product_id: 'P01',
-  temperature: 4.2,
-  target_temperature: 4,
-  ambient_temperature: 20,
-  kilowatts: 2.7,
-  time_door_open: 0,
-  content_type: 1,
-  defrost_cycle: 4,
-  oxygen_level: 21,
-  nitrogen_level: 78,
-  humidity_level: 40,
-  carbon_dioxide_level: 4,
-  fan_1: true,
-  fan_2: true,
-  fan_3: true,
-  latitude: null,
-  longitude: null,
-  maintenance_required: false,
-};
+const base: ReeferReading = sampleReading({ measurement_time: 0, temperature: 4.2, latitude: null, longitude: null });
 
 describe('lanes', () => {
   const rules = { temperatureExcursionC: 3 };
