@@ -7,6 +7,7 @@
  */
 import type { MaintenanceNeeded } from './alerts.js';
 import type { ReeferCommand } from './commands.js';
+import { parseJsonObject } from './json-value.js';
 
 export const DEFAULT_ALERTS_RETRY_TOPIC = 'reefer-alerts-retry';
 export const DEFAULT_ALERTS_DLQ_TOPIC = 'reefer-alerts-dlq';
@@ -134,14 +135,8 @@ export function encodePendingAction(pending: PendingAction): Buffer {
 
 /** Decodes a retry record's value; null (never a throw) when it is not one. */
 export function decodePendingAction(value: Buffer | null): PendingAction | null {
-  if (!value) return null;
-  let p: Record<string, unknown>;
-  try {
-    p = JSON.parse(value.toString('utf8')) as Record<string, unknown>;
-  } catch {
-    return null;
-  }
-  if (typeof p !== 'object' || p === null || !isMaintenanceNeeded(p.alert)) return null;
+  const p = parseJsonObject(value);
+  if (typeof p === 'string' || !isMaintenanceNeeded(p.alert)) return null;
   if (typeof p.attempts !== 'number' || !Number.isInteger(p.attempts) || p.attempts < 1) return null;
   if (typeof p.notBeforeMs !== 'number' || typeof p.commandIssued !== 'boolean' || typeof p.lastError !== 'string') return null;
   return p as unknown as PendingAction;
@@ -152,14 +147,9 @@ export function encodeDeadLetteredAction(dead: DeadLetteredAction): Buffer {
 }
 
 export function decodeDeadLetteredAction(value: Buffer | null): DeadLetteredAction | null {
-  if (!value) return null;
-  try {
-    const d = JSON.parse(value.toString('utf8')) as Record<string, unknown>;
-    if (!isMaintenanceNeeded(d.alert) || typeof d.attempts !== 'number' || typeof d.reason !== 'string') return null;
-    return d as unknown as DeadLetteredAction;
-  } catch {
-    return null;
-  }
+  const d = parseJsonObject(value);
+  if (typeof d === 'string' || !isMaintenanceNeeded(d.alert) || typeof d.attempts !== 'number' || typeof d.reason !== 'string') return null;
+  return d as unknown as DeadLetteredAction;
 }
 
 /** Remembers the most recent ids, forgetting the oldest past `max`: an alert is acted on once. */

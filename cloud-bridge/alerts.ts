@@ -9,6 +9,7 @@
  * alert emitted again after a redelivery carries the same id and consumers can drop the repeat.
  */
 import type { AnomalyKind } from './reefer-rules.js';
+import { parseJsonObject } from './json-value.js';
 
 export const ALERT_TYPES = ['ContainerAnomaly', 'MaintenanceNeeded'] as const;
 export type AlertType = (typeof ALERT_TYPES)[number];
@@ -51,23 +52,16 @@ export function encodeAlert(alert: ReeferAlert): Buffer {
 
 /** Decodes an alert record's value; null (never a throw) when it is not one. */
 export function decodeAlert(value: Buffer | null): ReeferAlert | null {
-  if (!value) return null;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value.toString('utf8'));
-  } catch {
-    return null;
-  }
-  if (typeof parsed !== 'object' || parsed === null) return null;
-  const a = parsed as Record<string, unknown>;
+  const a = parseJsonObject(value);
+  if (typeof a === 'string') return null;
   if (typeof a.alertId !== 'string' || typeof a.containerId !== 'string' || typeof a.gatewayId !== 'string' || typeof a.timeMs !== 'number') return null;
   if (a.type === 'ContainerAnomaly') {
     if (typeof a.rule !== 'string' || typeof a.seq !== 'number' || typeof a.anomalyCount !== 'number') return null;
-    return parsed as ContainerAnomaly;
+    return a as unknown as ContainerAnomaly;
   }
   if (a.type === 'MaintenanceNeeded') {
     if (typeof a.anomalyCount !== 'number' || !Array.isArray(a.rules)) return null;
-    return parsed as MaintenanceNeeded;
+    return a as unknown as MaintenanceNeeded;
   }
   return null;
 }

@@ -17,6 +17,7 @@
  *   readings (power off, cold chain), which follow the newest reading.
  */
 import type { ContainerAnomaly, MaintenanceNeeded, ReeferAlert } from './alerts.js';
+import { parseJsonObject } from './json-value.js';
 import { coldChainThresholdC, evaluateReading, initialRuleState, type AnomalyKind, type ContainerRuleState } from './reefer-rules.js';
 import type { ReeferTelemetry } from '../schemas/reefer-reading.js';
 
@@ -227,14 +228,8 @@ export function encodeContainerState(state: ContainerState): Buffer {
  * format version, so a corrupt or foreign record costs that container its history, not the restore.
  */
 export function decodeContainerState(value: Buffer | null): ContainerState | null {
-  if (!value) return null;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value.toString('utf8'));
-  } catch {
-    return null;
-  }
-  if (typeof parsed !== 'object' || parsed === null) return null;
+  const parsed = parseJsonObject(value);
+  if (typeof parsed === 'string') return null;
   const s = parsed as Partial<ContainerState>;
   if (s.v !== CONTAINER_STATE_VERSION || typeof s.containerId !== 'string' || typeof s.anomalyCount !== 'number') return null;
   if (!Array.isArray(s.seenTimes) || !Array.isArray(s.seenIds) || s.seenTimes.length !== s.seenIds.length) return null;

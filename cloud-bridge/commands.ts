@@ -8,6 +8,7 @@
  * {@link CommandStatus}). A device acknowledges on `reefer/<containerId>/commands/ack` with
  * {@link CommandAck}.
  */
+import { parseJsonObject } from './json-value.js';
 
 export const COMMAND_KINDS = ['setpoint', 'maintenance', 'defrost'] as const;
 export type CommandKind = (typeof COMMAND_KINDS)[number];
@@ -68,21 +69,9 @@ export function commandAckTopic(containerId: string): string {
 
 const ID_PATTERN = /^[A-Za-z0-9._:-]+$/;
 /** Container ids travel in MQTT topic levels: no separators or wildcards. */
-const CONTAINER_PATTERN = /^[^/#+\s]{1,64}$/;
+export const CONTAINER_PATTERN = /^[^/#+\s]{1,64}$/;
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string };
-
-function parseJsonObject(value: Buffer | null): Record<string, unknown> | string {
-  if (!value || value.length === 0) return 'empty value';
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value.toString('utf8'));
-  } catch {
-    return 'value is not JSON';
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return 'value is not a JSON object';
-  return parsed as Record<string, unknown>;
-}
 
 /** Checks a command; every problem is named with the field, the value and what was expected. */
 export function checkCommand(input: unknown): Checked<ReeferCommand> {

@@ -9,15 +9,18 @@
  */
 import type { Logger } from 'pino';
 import {
+  CONTAINER_PATTERN,
   decodeCommand,
   decodeCommandAck,
   encodeCommand,
   encodeCommandStatus,
   GATEWAY_ID_HEADER,
   isStateChange,
+  MAX_COMMAND_ID_LENGTH,
   type CommandState,
   type ReeferCommand,
 } from '../../cloud-bridge/commands.js';
+import { parseJsonObject } from '../../cloud-bridge/json-value.js';
 import type { Outbox, StoredCommand } from '../outbox/sqlite-outbox.js';
 import type { CommandSource } from './command-source.js';
 
@@ -138,15 +141,10 @@ export function createDownlink(options: DownlinkOptions, deps: DownlinkDeps): Do
 
   /** The record's command id and container, when it has them, to report what was wrong with it. */
   function idsOf(value: Buffer): { commandId: string; containerId: string } | null {
-    try {
-      const o = JSON.parse(value.toString('utf8')) as Record<string, unknown>;
-      if (typeof o.commandId === 'string' && typeof o.containerId === 'string' && o.commandId.length <= 128 && /^[^/#+\s]{1,64}$/.test(o.containerId)) {
-        return { commandId: o.commandId, containerId: o.containerId };
-      }
-    } catch {
-      // Reported as invalid below.
-    }
-    return null;
+    const o = parseJsonObject(value);
+    if (typeof o === 'string' || typeof o.commandId !== 'string' || typeof o.containerId !== 'string') return null;
+    if (o.commandId.length > MAX_COMMAND_ID_LENGTH || !CONTAINER_PATTERN.test(o.containerId)) return null;
+    return { commandId: o.commandId, containerId: o.containerId };
   }
 
   function refuseRecord(value: Buffer, reason: string): void {
