@@ -26,6 +26,7 @@ import { createMetrics } from './ops/metrics.js';
 import { createOpsApi } from './ops/ops-api.js';
 import { createCommitQueue } from './outbox/commit-queue.js';
 import { openOutbox, type LedgerEntry, type OutboxDepth, type ShedReport } from './outbox/sqlite-outbox.js';
+import { storedTelemetryBody } from './outbox/stored-reading.js';
 import { createGapTracker } from './pipeline/gap-tracker.js';
 import { createIngest, type Ingest } from './pipeline/ingest.js';
 import { createUplink, type UplinkState } from './uplink/kafka-uplink.js';
@@ -108,6 +109,12 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
     { status: () => status(), containersOnline: () => latest.heardSince(Date.now() - ONLINE_WINDOW_MS), now: Date.now },
   );
   const outbox = openOutbox({ path: join(config.dataDir, 'outbox.db'), sync: config.outbox.sync, maxDeadLetters: config.outbox.maxDeadLetters });
+  try {
+    outbox.claimGateway(config.gatewayId);
+  } catch (err) {
+    outbox.close();
+    throw err;
+  }
   const disk = createDiskMonitor({ path: config.dataDir, sampleIntervalMs: 1000 }, { now: Date.now });
   // Set once the uplink exists: shedding must leave the rows it is sending alone.
   let protectedRanges: () => readonly (readonly [number, number])[] = () => [];
@@ -169,7 +176,6 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
   }
   const ingest = createIngest(
     {
-      gatewayId: config.gatewayId,
       timeZone: config.site.timeZone,
       maxPayloadBytes: config.mqtt.maxPayloadBytes,
       deadLetterPayloadBytes: DEAD_LETTER_PAYLOAD_BYTES,
@@ -195,11 +201,11 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
   const confluent = registry
     ? createConfluentTelemetry({ subject: registryConfig?.subject ?? valueSubject(config.kafka.topic) }, { registry })
     : undefined;
-  // Stored rows are Avro bodies of the writer version; only the framing in front of them differs.
+  // Stored rows become Avro bodies of the writer version as they are sent; only the framing in front differs.
   let schemaId: number | undefined;
   function frameConfluentRow(row: OutboxRow): Buffer {
     if (schemaId === undefined) throw new Error('framing before the uplink prepared the schema id');
-    return frameConfluent(schemaId, row.value);
+    return frameConfluent(schemaId, storedTelemetryBody(row, config.gatewayId));
   }
   // In uplink mode mqtt the uplink's producer and admin are sessions on the bridge service, which
   // holds the Kafka producer; the exactly-once recovery is the same either way.
@@ -252,7 +258,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
           transactionTimeoutMs: config.uplink.transactionTimeoutMs,
         }),
       admin: bridgeLink?.admin() ?? kafka.admin(),
-      frame: confluent ? frameConfluentRow : (row) => frameTelemetryBody(row.value),
+      frame: confluent ? frameConfluentRow : (row) => frameTelemetryBody(storedTelemetryBody(row, config.gatewayId)),
       prepare: confluent
         ? async () => {
             schemaId = await confluent.schemaId(TELEMETRY_WRITER_VERSION);

@@ -112,6 +112,11 @@ export interface Outbox {
   depth(): OutboxDepth;
   /** Identifies this database: sequence numbers are only meaningful together with it. */
   epoch(): string;
+  /**
+   * Binds the outbox to the gateway id its readings are sent under (stored readings do not repeat it).
+   * Throws while readings made durable under another gateway id are still waiting.
+   */
+  claimGateway(gatewayId: string): void;
   lastSeq(): number;
   ledger(): LedgerEntry[];
   /** The oldest waiting dead letters, in id order. */
@@ -173,7 +178,7 @@ const LANE_NAME: readonly Lane[] = ['routine', 'alarm'];
 
 interface RawRow {
   seq: number;
-  container_id: string;
+  container: number;
   received_ms: number;
   lane: number;
   value: Buffer;
@@ -215,25 +220,77 @@ function migrateDeadLetterIds(db: Database.Database): void {
   })();
 }
 
+/*
+ * Readings refer to their container by a small number, listed once in `container`: a container id
+ * spelled out in every row and in its dedup key cost about twenty bytes a reading. The dedup key leads
+ * with the measurement time so that new keys land at the end of the b-tree, as the rows do.
+ */
+const CONTAINER_COLUMNS = `
+  no INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE`;
+const OUTBOX_COLUMNS = `
+  seq INTEGER PRIMARY KEY,
+  container INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL,
+  lane INTEGER NOT NULL,
+  thinned INTEGER NOT NULL DEFAULT 0,
+  value BLOB NOT NULL`;
+const SEEN_COLUMNS = `
+  measurement_ms INTEGER NOT NULL,
+  container INTEGER NOT NULL,
+  PRIMARY KEY (measurement_ms, container)`;
+
+/**
+ * Outboxes written before containers were numbered name the container in each row of `outbox` and
+ * `seen`. Their rows move to the numbered tables as they are (their values stay Avro bodies, which
+ * the uplink still sends as they are).
+ */
+function migrateContainerNumbers(db: Database.Database): void {
+  const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('outbox')").all();
+  if (!columns.some((c) => c.name === 'container_id')) return;
+  db.transaction(() => {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS container (${CONTAINER_COLUMNS});
+      INSERT OR IGNORE INTO container (id) SELECT container_id FROM outbox UNION SELECT container_id FROM seen;
+      ALTER TABLE outbox RENAME TO outbox_before_container_numbers;
+      ALTER TABLE seen RENAME TO seen_before_container_numbers;
+      CREATE TABLE outbox (${OUTBOX_COLUMNS});
+      CREATE TABLE seen (${SEEN_COLUMNS}) WITHOUT ROWID;
+      INSERT INTO outbox (seq, container, received_ms, lane, thinned, value)
+        SELECT o.seq, c.no, o.received_ms, o.lane, o.thinned, o.value FROM outbox_before_container_numbers o JOIN container c ON c.id = o.container_id;
+      INSERT INTO seen (measurement_ms, container)
+        SELECT s.measurement_ms, c.no FROM seen_before_container_numbers s JOIN container c ON c.id = s.container_id;
+      DROP TABLE outbox_before_container_numbers;
+      DROP TABLE seen_before_container_numbers;
+    `);
+  })();
+}
+
+/** Container ids by number and numbers by id, as stored; a number is never reused. */
+interface ContainerNumbers {
+  ids: string[];
+  numbers: Map<string, number>;
+}
+
+function loadContainers(db: Database.Database): ContainerNumbers {
+  const out: ContainerNumbers = { ids: [], numbers: new Map() };
+  for (const { no, id } of db.prepare<[], { no: number; id: string }>('SELECT no, id FROM container').iterate()) {
+    out.ids[no] = id;
+    out.numbers.set(id, no);
+  }
+  return out;
+}
+
 export function openOutbox(options: OutboxOptions): Outbox {
   mkdirSync(dirname(options.path), { recursive: true });
   const db = new Database(options.path);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+  migrateContainerNumbers(db);
   db.exec(`
-    CREATE TABLE IF NOT EXISTS outbox (
-      seq INTEGER PRIMARY KEY,
-      container_id TEXT NOT NULL,
-      received_ms INTEGER NOT NULL,
-      lane INTEGER NOT NULL,
-      thinned INTEGER NOT NULL DEFAULT 0,
-      value BLOB NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS seen (
-      container_id TEXT NOT NULL,
-      measurement_ms INTEGER NOT NULL,
-      PRIMARY KEY (container_id, measurement_ms)
-    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS container (${CONTAINER_COLUMNS});
+    CREATE TABLE IF NOT EXISTS outbox (${OUTBOX_COLUMNS});
+    CREATE TABLE IF NOT EXISTS seen (${SEEN_COLUMNS}) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS ledger (
       container_id TEXT NOT NULL,
       reason TEXT NOT NULL,
@@ -270,6 +327,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
   `);
 
   migrateDeadLetterIds(db);
+  let containers = loadContainers(db);
 
   const getMeta = db.prepare<[string], { value: unknown }>('SELECT value FROM meta WHERE key = ?');
   const setMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
@@ -283,8 +341,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
   // reading downstream for good.
   let lastSeq = Math.max(Number(getMeta.get('last_seq')?.value ?? 0), maxSeq);
 
-  const insertRow = db.prepare('INSERT INTO outbox (seq, container_id, received_ms, lane, value) VALUES (?, ?, ?, ?, ?)');
-  const insertSeen = db.prepare('INSERT OR IGNORE INTO seen (container_id, measurement_ms) VALUES (?, ?)');
+  const insertRow = db.prepare('INSERT INTO outbox (seq, container, received_ms, lane, value) VALUES (?, ?, ?, ?, ?)');
+  const insertSeen = db.prepare('INSERT OR IGNORE INTO seen (measurement_ms, container) VALUES (?, ?)');
   const insertDead = db.prepare(
     'INSERT INTO dead_letter (received_ms, transport, source, container_id, reason, detail, payload) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
@@ -292,7 +350,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     'INSERT INTO ledger (container_id, reason, count) VALUES (?, ?, ?) ON CONFLICT(container_id, reason) DO UPDATE SET count = count + excluded.count',
   );
   const selectRows = db.prepare<[number, number, number], RawRow>(
-    'SELECT seq, container_id, received_ms, lane, value FROM outbox WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?',
+    'SELECT seq, container, received_ms, lane, value FROM outbox WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?',
   );
   const deleteRow = db.prepare<[number], { size: number; lane: number }>(
     `DELETE FROM outbox WHERE seq = ? RETURNING length(value) + ${ROW_OVERHEAD_BYTES} AS size, lane`,
@@ -307,13 +365,13 @@ export function openOutbox(options: OutboxOptions): Outbox {
   );
   const selectOldest = db.prepare<[], { received_ms: number }>('SELECT received_ms FROM outbox ORDER BY seq LIMIT 1');
   const selectExpired = db.prepare<[number, number], ShedCandidate>(
-    `SELECT seq, container_id, lane, length(value) + ${ROW_OVERHEAD_BYTES} AS size FROM outbox WHERE received_ms < ? ORDER BY seq LIMIT ?`,
+    `SELECT seq, container, lane, length(value) + ${ROW_OVERHEAD_BYTES} AS size FROM outbox WHERE received_ms < ? ORDER BY seq LIMIT ?`,
   );
   const selectUnthinned = db.prepare<[number], ShedCandidate>(
-    `SELECT seq, container_id, lane, length(value) + ${ROW_OVERHEAD_BYTES} AS size FROM outbox WHERE lane = 0 AND thinned = 0 ORDER BY seq LIMIT ?`,
+    `SELECT seq, container, lane, length(value) + ${ROW_OVERHEAD_BYTES} AS size FROM outbox WHERE lane = 0 AND thinned = 0 ORDER BY seq LIMIT ?`,
   );
   const selectOldestInLane = db.prepare<[number, number], ShedCandidate>(
-    `SELECT seq, container_id, lane, length(value) + ${ROW_OVERHEAD_BYTES} AS size FROM outbox WHERE lane = ? ORDER BY seq LIMIT ?`,
+    `SELECT seq, container, lane, length(value) + ${ROW_OVERHEAD_BYTES} AS size FROM outbox WHERE lane = ? ORDER BY seq LIMIT ?`,
   );
   const markThinned = db.prepare('UPDATE outbox SET thinned = 1 WHERE seq = ?');
   const deleteShed = db.prepare('DELETE FROM outbox WHERE seq = ?');
@@ -379,6 +437,23 @@ export function openOutbox(options: OutboxOptions): Outbox {
     return true;
   });
 
+  const insertContainer = db.prepare<[string]>('INSERT INTO container (id) VALUES (?)');
+  /** The container's number, numbering it inside the caller's transaction when it is new. */
+  function containerNumber(containerId: string): number {
+    let no = containers.numbers.get(containerId);
+    if (no === undefined) {
+      no = Number(insertContainer.run(containerId).lastInsertRowid);
+      containers.numbers.set(containerId, no);
+      containers.ids[no] = containerId;
+    }
+    return no;
+  }
+  function containerIdOf(no: number): string {
+    const id = containers.ids[no];
+    if (id === undefined) throw new Error(`outbox row names container number ${no}, which is not in the container table`);
+    return id;
+  }
+
   const totals = selectTotals.get();
   let count = totals?.count ?? 0;
   let bytes = totals?.bytes ?? 0;
@@ -386,7 +461,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
 
   interface ShedCandidate {
     seq: number;
-    container_id: string;
+    container: number;
     lane: number;
     size: number;
   }
@@ -397,13 +472,14 @@ export function openOutbox(options: OutboxOptions): Outbox {
     let addedBytes = 0;
     let addedAlarms = 0;
     for (const row of rows) {
-      if (insertSeen.run(row.containerId, row.measurementMs).changes === 0) {
+      const container = containerNumber(row.containerId);
+      if (insertSeen.run(row.measurementMs, container).changes === 0) {
         seqs.push(null);
         continue;
       }
       seq += 1;
       const value = row.encode(seq);
-      insertRow.run(seq, row.containerId, row.receivedMs, LANE_CODE[row.lane], value);
+      insertRow.run(seq, container, row.receivedMs, LANE_CODE[row.lane], value);
       addedBytes += value.length + ROW_OVERHEAD_BYTES;
       if (row.lane === 'alarm') addedAlarms += 1;
       seqs.push(seq);
@@ -449,7 +525,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     const drop = (row: ShedCandidate, reason: string) => {
       deleteShed.run(row.seq);
       forget(row.size, row.lane);
-      const key = `${row.container_id}\u0000${reason}`;
+      const key = `${containerIdOf(row.container)}\u0000${reason}`;
       losses.set(key, (losses.get(key) ?? 0) + 1);
     };
 
@@ -467,10 +543,10 @@ export function openOutbox(options: OutboxOptions): Outbox {
     while (bytes > policy.maxBytes) {
       const chunk = selectUnthinned.all(SHED_CHUNK_ROWS).filter((r) => !isProtected(r.seq));
       if (chunk.length === 0) break;
-      const position = new Map<string, number>();
+      const position = new Map<number, number>();
       for (const row of chunk) {
-        const p = position.get(row.container_id) ?? 0;
-        position.set(row.container_id, p + 1);
+        const p = position.get(row.container) ?? 0;
+        position.set(row.container, p + 1);
         if (p % policy.keepEvery === 0) markThinned.run(row.seq);
         else {
           drop(row, 'thinned');
@@ -501,7 +577,14 @@ export function openOutbox(options: OutboxOptions): Outbox {
   let closed = false;
   return {
     append(rows, deadLetters, ledger = []) {
-      const result = appendTx(rows, deadLetters, ledger);
+      let result: ReturnType<typeof appendTx>;
+      try {
+        result = appendTx(rows, deadLetters, ledger);
+      } catch (err) {
+        // Numbers handed out in the rolled-back transaction were never stored.
+        containers = loadContainers(db);
+        throw err;
+      }
       // Only advance once the transaction committed; a failed commit reuses nothing it did not write.
       lastSeq = result.seq;
       const added = result.seqs.filter((s) => s !== null).length;
@@ -513,7 +596,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     peek(limit, bounds = {}) {
       return selectRows.all(bounds.minSeq ?? 0, bounds.maxSeq ?? Number.MAX_SAFE_INTEGER, limit).map((r) => ({
         seq: r.seq,
-        containerId: r.container_id,
+        containerId: containerIdOf(r.container),
         receivedMs: r.received_ms,
         lane: LANE_NAME[r.lane] ?? 'routine',
         value: r.value,
@@ -539,6 +622,17 @@ export function openOutbox(options: OutboxOptions): Outbox {
       return { count, bytes, alarms, oldestReceivedMs: count > 0 ? (selectOldest.get()?.received_ms ?? null) : null };
     },
     epoch: () => epoch,
+    claimGateway(gatewayId) {
+      const owner = getMeta.get('gateway_id')?.value;
+      if (owner === gatewayId) return;
+      if (typeof owner === 'string' && count > 0) {
+        throw new Error(
+          `gatewayId: expected "${owner}" while ${options.path} holds ${count} readings made durable under it, got "${gatewayId}"; ` +
+            'let them drain under the old id first, or start the new id with another dataDir',
+        );
+      }
+      setMeta.run('gateway_id', gatewayId);
+    },
     lastSeq: () => lastSeq,
     ledger() {
       return selectLedger.all();
