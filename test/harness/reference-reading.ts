@@ -56,3 +56,28 @@ export function sampleReading(overrides: Partial<ReeferReading> = {}): ReeferRea
     ...overrides,
   };
 }
+
+/** A reading with only the required fields: every optional sensor null. */
+export function sparseReading(overrides: Partial<ReeferReading> = {}): ReeferReading {
+  return {
+    ...sampleReading(),
+    product_id: null,
+    target_temperature: null,
+    ambient_temperature: null,
+    kilowatts: null,
+    time_door_open: null,
+    content_type: null,
+    defrost_cycle: null,
+    oxygen_level: null,
+    nitrogen_level: null,
+    humidity_level: null,
+    carbon_dioxide_level: null,
+    fan_1: null,
+    fan_2: null,
+    fan_3: null,
+    latitude: null,
+    longitude: null,
+    maintenance_required: null,
+    ...overrides,
+  };
+}

@@ -1,22 +1,10 @@
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { openOutbox, type DeadLetterRow, type Outbox } from '../../gateway/outbox/sqlite-outbox.js';
+import { describe, expect, it } from 'vitest';
+import { openOutbox, type DeadLetterRow } from '../../gateway/outbox/sqlite-outbox.js';
+import { outboxFiles } from '../harness/outbox-files.js';
 
-const dirs: string[] = [];
-const open: Outbox[] = [];
-afterEach(() => {
-  for (const o of open.splice(0)) o.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function tempPath(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'reefer-dead-ids-'));
-  dirs.push(dir);
-  return join(dir, 'outbox.db');
-}
+const files = outboxFiles('reefer-dead-ids-');
+const tempPath = files.path;
 
 function deadLetter(n: number): DeadLetterRow {
   return { receivedMs: n, transport: 'mqtt', source: 'reefer/C1/telemetry', containerId: 'C1', reason: 'malformed-json', detail: `bad ${n}`, payload: Buffer.from(`x${n}`) };
@@ -34,7 +22,7 @@ describe('dead-letter ids in the outbox', () => {
     expect(outbox.deadLetterCount()).toBe(0);
     outbox.close();
     const reopened = openOutbox({ path, sync: 'full' });
-    open.push(reopened);
+    files.track(reopened);
     reopened.append([], [deadLetter(3)]);
     const [next] = reopened.deadLetters(10);
     expect(next!.id).toBeGreaterThan(Math.max(...first));
@@ -52,7 +40,7 @@ describe('dead-letter ids in the outbox', () => {
     legacy.prepare('INSERT INTO dead_letter VALUES (7, 1, ?, ?, ?, ?, ?, ?)').run('mqtt', 'reefer/C1/telemetry', 'C1', 'malformed-json', 'kept', Buffer.from('k'));
     legacy.close();
     const outbox = openOutbox({ path, sync: 'full', maxDeadLetters: 5 });
-    open.push(outbox);
+    files.track(outbox);
     expect(outbox.deadLetters(10).map((d) => [d.id, d.detail])).toEqual([[7, 'kept']]);
     outbox.removeDeadLetters([7, 7]);
     outbox.append([], [deadLetter(1)]);

@@ -1,30 +1,15 @@
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { statSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { decodeTelemetry, encodeTelemetry } from '../../schemas/avro.js';
-import { openOutbox, type NewRow, type Outbox } from '../../gateway/outbox/sqlite-outbox.js';
+import { openOutbox, type NewRow } from '../../gateway/outbox/sqlite-outbox.js';
 import { encodeStoredReading, storedTelemetryBody } from '../../gateway/outbox/stored-reading.js';
+import { outboxFiles } from '../harness/outbox-files.js';
 import { sampleReading } from '../harness/reference-reading.js';
 
-const dirs: string[] = [];
-const open: Outbox[] = [];
-afterEach(() => {
-  for (const o of open.splice(0)) o.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function tempPath(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'reefer-layout-'));
-  dirs.push(dir);
-  return join(dir, 'outbox.db');
-}
-
-function track(outbox: Outbox): Outbox {
-  open.push(outbox);
-  return outbox;
-}
+const files = outboxFiles('reefer-layout-');
+const tempPath = files.path;
+const track = files.track;
 
 const T0 = Date.UTC(2026, 10, 1);
 

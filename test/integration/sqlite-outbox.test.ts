@@ -1,24 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createCommitQueue } from '../../gateway/outbox/commit-queue.js';
 import { openOutbox, type Lane, type NewRow, type Outbox } from '../../gateway/outbox/sqlite-outbox.js';
+import { outboxFiles } from '../harness/outbox-files.js';
 
-const dirs: string[] = [];
-const open: Outbox[] = [];
-afterEach(() => {
-  for (const o of open.splice(0)) o.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const files = outboxFiles('reefer-outbox-');
 
 function tempOutbox(): { outbox: Outbox; path: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'reefer-outbox-'));
-  dirs.push(dir);
-  const path = join(dir, 'outbox.db');
-  const outbox = openOutbox({ path, sync: 'full' });
-  open.push(outbox);
-  return { outbox, path };
+  const path = files.path();
+  return { outbox: files.track(openOutbox({ path, sync: 'full' })), path };
 }
 
 function row(containerId: string, measurementMs: number, lane: Lane = 'routine', receivedMs = 1000, size = 100): NewRow {
@@ -33,7 +22,7 @@ describe('SQLite outbox', () => {
     outbox.remove([1, 2]);
     outbox.close();
     const reopened = openOutbox({ path, sync: 'full' });
-    open.push(reopened);
+    files.track(reopened);
     expect(reopened.append([row('C1', 3)], []).seqs).toEqual([3]);
     expect(reopened.peek(10).map((r) => r.seq)).toEqual([3]);
   });
@@ -64,7 +53,7 @@ describe('SQLite outbox', () => {
     const epoch = outbox.epoch();
     outbox.close();
     const reopened = openOutbox({ path, sync: 'normal' });
-    open.push(reopened);
+    files.track(reopened);
     expect(reopened.epoch()).toBe(epoch);
     const other = tempOutbox().outbox;
     expect(other.epoch()).not.toBe(epoch);

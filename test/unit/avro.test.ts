@@ -18,30 +18,11 @@ import {
 } from '../../schemas/avro.js';
 import { crc64Avro } from '../../schemas/fingerprint.js';
 import { REFERENCE_COLUMNS, type ReeferReading, type ReeferTelemetry } from '../../schemas/reefer-reading.js';
-import { REFERENCE_READING } from '../harness/reference-reading.js';
+import { REFERENCE_READING, sparseReading as sparseReadingOf } from '../harness/reference-reading.js';
 
 const reading: ReeferReading = { ...REFERENCE_READING };
 
-const sparseReading: ReeferReading = {
-  ...reading,
-  product_id: null,
-  target_temperature: null,
-  ambient_temperature: null,
-  kilowatts: null,
-  time_door_open: null,
-  content_type: null,
-  defrost_cycle: null,
-  oxygen_level: null,
-  nitrogen_level: null,
-  humidity_level: null,
-  carbon_dioxide_level: null,
-  fan_1: null,
-  fan_2: null,
-  fan_3: null,
-  latitude: null,
-  longitude: null,
-  maintenance_required: null,
-};
+const sparseReading: ReeferReading = sparseReadingOf({ container_id: reading.container_id, measurement_time: reading.measurement_time, temperature: reading.temperature });
 
 const telemetry: ReeferTelemetry = {
   ...reading,
