@@ -592,6 +592,14 @@ async function main(): Promise<void> {
   };
   log(`machine ${JSON.stringify(machine)}`);
   const broker = await startKafkaBroker({ heapMb: 1024 });
+  // Stopped from outside (kill, a CI timeout): leave no broker, gateway or load generator behind.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping the children and the broker`);
+      for (const c of children) c.kill('SIGKILL');
+      void broker.close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    });
+  }
   const results: Record<string, unknown> = { machine, readings: READINGS, gatewayConfig: GATEWAY_OVERRIDES, gatewayFlags: GATEWAY_FLAGS };
   const startedMs = Date.now();
   try {
