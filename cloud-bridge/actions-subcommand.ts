@@ -7,6 +7,7 @@ import { DEFAULT_ALERTS_DLQ_TOPIC, DEFAULT_ALERTS_RETRY_TOPIC } from './actions.
 import { createActionsService } from './actions-service.js';
 import { DEFAULT_COMMANDS_TOPIC } from './commands.js';
 import { createKafkaClient } from './kafka-client.js';
+import { KAFKA_FLAG_OPTIONS, KAFKA_FLAGS_USAGE, parseKafkaFlags } from './kafka-flags.js';
 import type { BridgeSubcommand } from './subcommand.js';
 
 export const ACTIONS_USAGE = `Usage: reefer-bridge actions --order-url URL [flags]
@@ -17,7 +18,6 @@ Consumes MaintenanceNeeded alerts and, for each, issues a maintenance command to
 with a doubling delay and dead-lettered with its reason after --max-attempts. See docs/commands.md.
 
 Options:
-      --kafka-brokers LIST     Kafka bootstrap servers, comma-separated (env REEFER_KAFKA_BROKERS; default 127.0.0.1:9092)
       --order-url URL          maintenance order endpoint (env REEFER_ORDER_URL); required
       --max-attempts N         attempts per action before it is dead-lettered (default 3)
       --retry-delay-ms MS      delay before the second attempt; doubles after each failure (default 30000)
@@ -31,20 +31,14 @@ Options:
       --group ID               consumer group (default reefer-actions)
       --log-level LEVEL        (default info)
   -h, --help                   print this help and exit
-`;
+
+${KAFKA_FLAGS_USAGE}`;
 
 /** A flag that must be a whole number of at least `min`; the message names the flag, the value and the expectation. */
 export function intFlag(name: string, raw: string | undefined, fallback: number, min: number): number | string {
   if (raw === undefined) return fallback;
   const n = Number(raw);
   return Number.isSafeInteger(n) && n >= min ? n : `--${name}: expected a whole number ≥ ${min}, got "${raw}"`;
-}
-
-export function brokersFrom(raw: string | undefined, env: Record<string, string | undefined>): string[] {
-  return (raw ?? env.REEFER_KAFKA_BROKERS ?? '127.0.0.1:9092')
-    .split(',')
-    .map((b) => b.trim())
-    .filter((b) => b !== '');
 }
 
 export const actionsSubcommand: BridgeSubcommand = {
@@ -55,7 +49,7 @@ export const actionsSubcommand: BridgeSubcommand = {
       ({ values } = parseArgs({
         args: [...argv],
         options: {
-          'kafka-brokers': { type: 'string' },
+          ...KAFKA_FLAG_OPTIONS,
           'order-url': { type: 'string' },
           'max-attempts': { type: 'string' },
           'retry-delay-ms': { type: 'string' },
@@ -93,12 +87,14 @@ export const actionsSubcommand: BridgeSubcommand = {
     for (const v of [maxAttempts, baseDelayMs, maxDelayMs, orderTimeoutMs, commandTtlMs]) if (typeof v === 'string') problems.push(v);
     const level = str('log-level') ?? 'info';
     if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) problems.push(`--log-level: expected fatal, error, warn, info, debug, trace or silent, got "${level}"`);
-    if (problems.length > 0) {
+    const connection = parseKafkaFlags(values, io.env);
+    if (!connection.ok) problems.push(...connection.problems);
+    if (problems.length > 0 || !connection.ok) {
       io.stderr.write(`reefer-bridge actions: ${problems.join('\n  ')}\n`);
       return 2;
     }
     const logger = pino({ name: 'reefer-actions', level }, pino.destination({ dest: 2, sync: false }));
-    const kafka = createKafkaClient({ brokers: brokersFrom(str('kafka-brokers'), io.env), clientId: 'reefer-actions', logger });
+    const kafka = createKafkaClient({ ...connection.connection, clientId: 'reefer-actions', logger });
     const service = createActionsService(
       {
         alertsTopic: str('alerts-topic') ?? 'reefer-alerts',

@@ -9,18 +9,14 @@ import type { ReeferAlert } from './alerts.js';
 import { createAnalyticsService, type AnalyticsService, type AnalyticsStats } from './analytics-service.js';
 import { DEFAULT_DETECTOR_OPTIONS } from './anomaly-detector.js';
 import { createConfluentTelemetry, valueSubject } from './confluent-telemetry.js';
-import { createKafkaClient, createStreamsClient, type KafkaClientOptions, type KafkaSaslOptions } from './kafka-client.js';
+import { createKafkaClient, createStreamsClient, type KafkaClientOptions } from './kafka-client.js';
+import { KAFKA_FLAG_OPTIONS, KAFKA_FLAGS_USAGE, parseKafkaFlags, type KafkaConnection } from './kafka-flags.js';
 import { createMemorySchemaIdCache } from './schema-id-cache.js';
 import { createSchemaRegistryClient } from './schema-registry.js';
 import type { BridgeSubcommand } from './subcommand.js';
 
-/** The environment variable holding the SASL password: a flag would show it in the process list. */
-export const SASL_PASSWORD_ENV = 'REEFER_KAFKA_SASL_PASSWORD';
-
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-const SASL_MECHANISMS = ['scram-sha-512', 'scram-sha-256', 'plain'] as const;
 const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
-const HOST_PORT = /^[^\s:,]+:\d{1,5}$/;
 
 type Parsed<T> = { ok: true; value: T } | { ok: false; expected: string };
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
@@ -32,15 +28,10 @@ const integer = (min: number, max: number) => (raw: string) =>
   /^\d+$/.test(raw) && Number(raw) >= min && Number(raw) <= max ? ok(Number(raw)) : expected(`an integer from ${min} to ${max}`);
 const oneOf = <T extends string>(values: readonly T[]) => (raw: string) =>
   (values as readonly string[]).includes(raw) ? ok(raw as T) : expected(`one of ${values.join(', ')}`);
-const brokers = (raw: string) => {
-  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  return list.length > 0 && list.every((b) => HOST_PORT.test(b)) ? ok(list) : expected('comma-separated host:port pairs, e.g. kafka-1:9092,kafka-2:9092');
-};
 const url = (raw: string) => (/^https?:\/\/[^\s]+$/.test(raw) ? ok(raw.replace(/\/+$/, '')) : expected('an http:// or https:// URL'));
 
-/** Every flag: its help, its default and how its value is checked. */
+/** Every flag but the Kafka connection's (kafka-flags.ts): its help, its default and how its value is checked. */
 const FLAGS = {
-  'kafka-brokers': { help: 'comma-separated Kafka bootstrap brokers, host:port', default: 'localhost:9092', parse: brokers },
   'telemetry-topic': { help: 'topic of the readings', default: 'reefer-telemetry', parse: topic },
   'alerts-topic': { help: 'topic the alerts are written to', default: 'reefer-alerts', parse: topic },
   'state-topic': { help: 'compacted changelog of the per-container state', default: 'reefer-analytics-state', parse: topic },
@@ -57,17 +48,7 @@ const FLAGS = {
     parse: integer(6000, 1_800_000),
   },
   'schema-registry-url': { help: 'schema registry, to decode Confluent-framed values', default: undefined, parse: url },
-  'kafka-tls-ca-file': { help: "PEM file of the CAs of the brokers' certificates (turns TLS on)", default: undefined, parse: text },
-  'kafka-tls-cert-file': { help: 'PEM file of a client certificate (turns TLS on)', default: undefined, parse: text },
-  'kafka-tls-key-file': { help: 'PEM file of its key', default: undefined, parse: text },
-  'kafka-sasl-mechanism': { help: `SASL mechanism (${SASL_MECHANISMS.join(', ')}); password from ${SASL_PASSWORD_ENV}`, default: undefined, parse: oneOf(SASL_MECHANISMS) },
-  'kafka-sasl-username': { help: 'SASL user name', default: undefined, parse: text },
   'log-level': { help: `log level (${LOG_LEVELS.join(', ')}); logs go to stderr as JSON`, default: 'info', parse: oneOf(LOG_LEVELS) },
-} as const;
-
-const BOOLEAN_FLAGS = {
-  'kafka-tls': 'TLS to the brokers with the system CAs',
-  'kafka-tls-insecure': "do not check the brokers' certificates",
 } as const;
 
 type FlagName = keyof typeof FLAGS;
@@ -85,17 +66,13 @@ Flags:
 ${Object.entries(FLAGS)
   .map(([flag, spec]) => `  --${flag.padEnd(24)}${spec.help}${spec.default === undefined ? '' : ` (default ${spec.default})`}`)
   .join('\n')}
-${Object.entries(BOOLEAN_FLAGS)
-  .map(([flag, help]) => `  --${flag.padEnd(24)}${help}`)
-  .join('\n')}
   -h, --help                print this help and exit
-`;
+
+${KAFKA_FLAGS_USAGE}`;
 
 export interface AnalyticsSettings {
   values: FlagValues;
-  tls: boolean;
-  tlsInsecure: boolean;
-  saslPassword?: string;
+  kafka: KafkaConnection;
 }
 
 export type AnalyticsArgs = { ok: true; help: true } | { ok: true; help: false; settings: AnalyticsSettings } | { ok: false; message: string };
@@ -108,7 +85,7 @@ export function parseAnalyticsArgs(argv: readonly string[], env: Record<string, 
       args: [...argv],
       options: {
         ...Object.fromEntries(Object.keys(FLAGS).map((flag) => [flag, { type: 'string' as const }])),
-        ...Object.fromEntries(Object.keys(BOOLEAN_FLAGS).map((flag) => [flag, { type: 'boolean' as const }])),
+        ...KAFKA_FLAG_OPTIONS,
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -127,26 +104,10 @@ export function parseAnalyticsArgs(argv: readonly string[], env: Record<string, 
     if (result.ok) parsed[flag] = result.value;
     else problems.push(`--${flag}: expected ${result.expected}, got ${JSON.stringify(raw)}`);
   }
-  const mechanism = parsed['kafka-sasl-mechanism'];
-  const password = env[SASL_PASSWORD_ENV];
-  if ((mechanism === undefined) !== (parsed['kafka-sasl-username'] === undefined)) {
-    problems.push('--kafka-sasl-mechanism and --kafka-sasl-username: expected both or neither');
-  }
-  if (mechanism !== undefined && !password) problems.push(`--kafka-sasl-mechanism: expected the password in the environment variable ${SASL_PASSWORD_ENV}, found none`);
-  if ((parsed['kafka-tls-cert-file'] === undefined) !== (parsed['kafka-tls-key-file'] === undefined)) {
-    problems.push('--kafka-tls-cert-file and --kafka-tls-key-file: expected both or neither');
-  }
-  if (problems.length > 0) return { ok: false, message: problems.join('\n  ') };
-  return {
-    ok: true,
-    help: false,
-    settings: {
-      values: parsed as FlagValues,
-      tls: values['kafka-tls'] === true || parsed['kafka-tls-ca-file'] !== undefined || parsed['kafka-tls-cert-file'] !== undefined,
-      tlsInsecure: values['kafka-tls-insecure'] === true,
-      saslPassword: mechanism !== undefined ? password : undefined,
-    },
-  };
+  const kafka = parseKafkaFlags(values, env);
+  if (!kafka.ok) problems.push(...kafka.problems);
+  if (problems.length > 0 || !kafka.ok) return { ok: false, message: problems.join('\n  ') };
+  return { ok: true, help: false, settings: { values: parsed as FlagValues, kafka: kafka.connection } };
 }
 
 /** One line per alert, as printed on stdout. */
@@ -167,19 +128,7 @@ function formatStats(s: AnalyticsStats): string {
 
 export function createAnalyticsFromSettings(settings: AnalyticsSettings, io: { onAlert: (a: ReeferAlert) => void; logger: Logger }): AnalyticsService {
   const v = settings.values;
-  const sasl: KafkaSaslOptions | undefined =
-    v['kafka-sasl-mechanism'] !== undefined && v['kafka-sasl-username'] !== undefined && settings.saslPassword !== undefined
-      ? { mechanism: v['kafka-sasl-mechanism'], username: v['kafka-sasl-username'], password: settings.saslPassword }
-      : undefined;
-  const kafkaOptions: KafkaClientOptions = {
-    brokers: v['kafka-brokers'] ?? ['localhost:9092'],
-    clientId: v['client-id'] ?? 'reefer-analytics',
-    logger: io.logger,
-    tls: settings.tls
-      ? { caFile: v['kafka-tls-ca-file'], certFile: v['kafka-tls-cert-file'], keyFile: v['kafka-tls-key-file'], rejectUnauthorized: !settings.tlsInsecure }
-      : undefined,
-    sasl,
-  };
+  const kafkaOptions: KafkaClientOptions = { ...settings.kafka, clientId: v['client-id'] ?? 'reefer-analytics', logger: io.logger };
   const telemetryTopic = v['telemetry-topic'] ?? 'reefer-telemetry';
   const registryUrl = v['schema-registry-url'];
   const confluent =

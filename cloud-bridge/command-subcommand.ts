@@ -5,7 +5,6 @@
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { brokersFrom } from './actions-subcommand.js';
 import {
   checkCommand,
   commandRecord,
@@ -17,6 +16,7 @@ import {
   type ReeferCommand,
 } from './commands.js';
 import { createKafkaClient, type KafkaConsumerPort } from './kafka-client.js';
+import { KAFKA_FLAG_OPTIONS, KAFKA_FLAGS_USAGE, parseKafkaFlags } from './kafka-flags.js';
 import type { BridgeSubcommand } from './subcommand.js';
 
 export const COMMAND_USAGE = `Usage: reefer-bridge command --container ID --gateway ID (--setpoint °C | --maintenance | --defrost) [flags]
@@ -36,11 +36,11 @@ Options:
       --id ID               command id (default: a random one)
       --wait                follow the command's statuses until applied, rejected or expired
       --wait-timeout DURATION  give up waiting after this long (default 5m)
-      --kafka-brokers LIST  Kafka bootstrap servers (env REEFER_KAFKA_BROKERS; default 127.0.0.1:9092)
       --topic NAME          (default ${DEFAULT_COMMANDS_TOPIC})
       --status-topic NAME   (default ${DEFAULT_COMMAND_STATUS_TOPIC})
   -h, --help                print this help and exit
 
+${KAFKA_FLAGS_USAGE}
 Exit status: 0 published (with --wait: applied), 1 rejected or expired, 2 bad usage, 3 --wait timed out.
 `;
 
@@ -106,7 +106,7 @@ export const commandSubcommand: BridgeSubcommand = {
           id: { type: 'string' },
           wait: { type: 'boolean' },
           'wait-timeout': { type: 'string' },
-          'kafka-brokers': { type: 'string' },
+          ...KAFKA_FLAG_OPTIONS,
           topic: { type: 'string' },
           'status-topic': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
@@ -124,13 +124,19 @@ export const commandSubcommand: BridgeSubcommand = {
     }
     const built = commandFromFlags(values, Date.now());
     const waitTimeoutMs = values['wait-timeout'] === undefined ? 300_000 : parseDurationMs(String(values['wait-timeout']));
-    if (!built.ok || waitTimeoutMs === null) {
-      io.stderr.write(`reefer-bridge command: ${built.ok ? `--wait-timeout: expected a duration such as 90s or 5m, got "${String(values['wait-timeout'])}"` : built.message}\n`);
+    const connection = parseKafkaFlags(values, io.env);
+    if (!built.ok || waitTimeoutMs === null || !connection.ok) {
+      const problems = [
+        ...(built.ok ? [] : [built.message]),
+        ...(waitTimeoutMs === null ? [`--wait-timeout: expected a duration such as 90s or 5m, got "${String(values['wait-timeout'])}"`] : []),
+        ...(connection.ok ? [] : connection.problems),
+      ];
+      io.stderr.write(`reefer-bridge command: ${problems.join('\n  ')}\n`);
       return 2;
     }
     const command = built.command;
     const logger = pino({ name: 'reefer-bridge', level: 'error' }, pino.destination({ dest: 2, sync: true }));
-    const kafka = createKafkaClient({ brokers: brokersFrom(values['kafka-brokers'] as string | undefined, io.env), clientId: 'reefer-bridge-command', logger });
+    const kafka = createKafkaClient({ ...connection.connection, clientId: 'reefer-bridge-command', logger });
 
     // Subscribed before publishing, so no status can slip past.
     let consumer: KafkaConsumerPort | undefined;
