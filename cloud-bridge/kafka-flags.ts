@@ -14,38 +14,32 @@ export const DEFAULT_KAFKA_BROKERS = '127.0.0.1:9092';
 /** The adapter's mechanisms, in the order the help lists them. */
 export const SASL_MECHANISMS = ['scram-sha-512', 'scram-sha-256', 'plain'] as const satisfies readonly KafkaSaslOptions['mechanism'][];
 
-/** The flags as `node:util` parseArgs declares them; spread into a subcommand's own options. */
-export const KAFKA_FLAG_OPTIONS = {
-  'kafka-brokers': { type: 'string' },
-  'kafka-tls': { type: 'boolean' },
-  'kafka-tls-ca-file': { type: 'string' },
-  'kafka-tls-cert-file': { type: 'string' },
-  'kafka-tls-key-file': { type: 'string' },
-  'kafka-tls-insecure': { type: 'boolean' },
-  'kafka-sasl-mechanism': { type: 'string' },
-  'kafka-sasl-username': { type: 'string' },
-} as const satisfies Record<string, { type: 'string' | 'boolean' }>;
+/** Each flag once: the value it takes (none for a switch) and its help. */
+const FLAGS = {
+  'kafka-brokers': { value: 'LIST', help: `comma-separated bootstrap brokers, host:port (env ${KAFKA_BROKERS_ENV}; default ${DEFAULT_KAFKA_BROKERS})` },
+  'kafka-tls': { value: '', help: "TLS to the brokers, their certificates checked against the system's CAs" },
+  'kafka-tls-ca-file': { value: 'FILE', help: "PEM file of the CAs that sign the brokers' certificates (turns TLS on)" },
+  'kafka-tls-cert-file': { value: 'FILE', help: 'PEM file of a client certificate, with --kafka-tls-key-file (turns TLS on)' },
+  'kafka-tls-key-file': { value: 'FILE', help: 'PEM file of its private key' },
+  'kafka-tls-insecure': { value: '', help: "TLS without checking the brokers' certificates: to diagnose, never in production" },
+  'kafka-sasl-mechanism': { value: 'NAME', help: `SASL mechanism, with --kafka-sasl-username: ${SASL_MECHANISMS.join(', ')} (plain only with TLS)` },
+  'kafka-sasl-username': { value: 'NAME', help: `SASL user name; the password from env ${SASL_PASSWORD_ENV}, never a flag` },
+} as const;
 
-export type KafkaFlag = keyof typeof KAFKA_FLAG_OPTIONS;
+export type KafkaFlag = keyof typeof FLAGS;
+
+/** The flags as `node:util` parseArgs declares them; spread into a subcommand's own options. */
+export const KAFKA_FLAG_OPTIONS = Object.fromEntries(
+  Object.entries(FLAGS).map(([flag, spec]) => [flag, { type: spec.value === '' ? 'boolean' : 'string' }]),
+) as Readonly<Record<KafkaFlag, { type: 'string' | 'boolean' }>>;
 
 /** What the flags decide of createKafkaClient's options; the subcommand adds its client id and logger. */
 export type KafkaConnection = Pick<KafkaClientOptions, 'brokers' | 'tls' | 'sasl'>;
 
-const HELP: Record<KafkaFlag, readonly [argument: string, help: string]> = {
-  'kafka-brokers': ['LIST', `comma-separated bootstrap brokers, host:port (env ${KAFKA_BROKERS_ENV}; default ${DEFAULT_KAFKA_BROKERS})`],
-  'kafka-tls': ['', "TLS to the brokers, their certificates checked against the system's CAs"],
-  'kafka-tls-ca-file': ['FILE', "PEM file of the CAs that sign the brokers' certificates (turns TLS on)"],
-  'kafka-tls-cert-file': ['FILE', 'PEM file of a client certificate, with --kafka-tls-key-file (turns TLS on)'],
-  'kafka-tls-key-file': ['FILE', 'PEM file of its private key'],
-  'kafka-tls-insecure': ['', "TLS without checking the brokers' certificates: to diagnose, never in production"],
-  'kafka-sasl-mechanism': ['NAME', `SASL mechanism, with --kafka-sasl-username: ${SASL_MECHANISMS.join(', ')} (plain only with TLS)`],
-  'kafka-sasl-username': ['NAME', `SASL user name; the password from env ${SASL_PASSWORD_ENV}, never a flag`],
-};
-
 /** The section every such subcommand's --help ends its flags with. */
 export const KAFKA_FLAGS_USAGE = `Kafka connection (the same flags on analytics, actions and command; see docs/security.md):
-${Object.entries(HELP)
-  .map(([flag, [argument, help]]) => `      --${`${flag} ${argument}`.padEnd(27)}${help}`)
+${Object.entries(FLAGS)
+  .map(([flag, spec]) => `      --${`${flag} ${spec.value}`.padEnd(27)}${spec.help}`)
   .join('\n')}
 `;
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { errorChain, runBridgeCli } from '../../cloud-bridge/cli.js';
 import { decodeCommand, encodeCommandStatus, type ReeferCommand } from '../../cloud-bridge/commands.js';
 import { createKafkaClient } from '../../cloud-bridge/kafka-client.js';
@@ -8,22 +8,15 @@ import { createCommandTopics, eventually } from '../harness/command-topics.js';
 import { startKafkaBroker, type KafkaBroker } from '../harness/kafka-broker.js';
 import { readRawTopic } from '../harness/topic-reader.js';
 
-// A broker of its own: the shared one listens on plaintext only. Its plaintext listener stays for
-// the test's own reads and writes, so only the subcommand goes through SASL_SSL.
 const OPERATOR_PASSWORD = `op-${randomUUID()}`;
 const WRONG_PASSWORD = `not-${randomUUID()}`;
 
+// A broker of its own: the shared one listens on plaintext only. Its plaintext listener stays for
+// the test's own reads and writes, so only the subcommand goes through SASL_SSL.
 let broker: KafkaBroker;
 beforeAll(async () => {
   broker = await startKafkaBroker({ saslSsl: { users: [{ name: 'operator', password: OPERATOR_PASSWORD }] } });
-});
-afterAll(async () => {
-  await broker?.close();
-});
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
+  return () => broker.close();
 });
 
 /** `reefer-bridge command` in this process, as the bin runs it, with the secured listener's flags. */
@@ -48,7 +41,7 @@ describe('reefer-bridge command against a broker that takes only SASL_SSL (SCRAM
   it('publishes the command and follows its status over TLS with the password from the environment, exit 0 once applied', async () => {
     const topics = await createCommandTopics(broker.bootstrap);
     const commands = await readRawTopic(broker.bootstrap, topics.commands);
-    cleanups.push(() => commands.close());
+    onTestFinished(() => commands.close());
 
     const run = commandOverSaslSsl(
       ['--topic', topics.commands, '--status-topic', topics.status, '--container', 'C07', '--gateway', 'ship-7', '--setpoint', '-18', '--wait', '--wait-timeout', '30s'],
@@ -66,7 +59,7 @@ describe('reefer-bridge command against a broker that takes only SASL_SSL (SCRAM
     // The status a gateway would report; the subcommand's consumer reads it over SASL_SSL.
     const producer = createKafkaClient({ brokers: [broker.bootstrap], clientId: 'test-status' }).producer();
     await producer.connect();
-    cleanups.push(() => producer.close());
+    onTestFinished(() => producer.close());
     const status = { commandId: command.commandId, containerId: 'C07', gatewayId: 'ship-7', status: 'applied' as const, timeMs: Date.now() };
     await producer.send(topics.status, [{ key: 'C07', value: encodeCommandStatus(status) }]);
 
