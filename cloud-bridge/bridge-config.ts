@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { isPasswordHash } from './bridge-password.js';
-import { convertFlag, deepFreeze, describeIssues, fileMapping, setPath } from './config-support.js';
+import { convertFlag, deepFreeze, describeIssues, fileMapping, kafkaSaslSchema, kafkaTlsSchema, requireTlsForPlainSasl, setPath } from './config-support.js';
 
 /** A gateway logs in under its gateway id, which is one MQTT topic level and part of Kafka ids. */
 export const GATEWAY_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -71,27 +71,11 @@ export const bridgeConfigSchema = z
           .max(900000)
           .default(30000)
           .describe("Kafka aborts a gateway's transaction left open this long (by a bridge that died)."),
-        tls: z
-          .object({
-            caFile: z.string().min(1).optional().describe("PEM file of the CAs that sign the brokers' certificates."),
-            certFile: z.string().min(1).optional().describe('PEM file of a client certificate.'),
-            keyFile: z.string().min(1).optional().describe('PEM file of its key.'),
-            rejectUnauthorized: z.boolean().default(true).describe("Check the brokers' certificates."),
-          })
-          .strict()
-          .optional()
-          .describe('TLS to the brokers; plain TCP when absent.'),
-        sasl: z
-          .object({
-            mechanism: z.enum(['scram-sha-512', 'scram-sha-256', 'plain']).describe('Required: SASL mechanism.'),
-            username: z.string().min(1).describe('Required: Kafka user name.'),
-            password: z.string().min(1).describe('Required: Kafka password; never logged.'),
-          })
-          .strict()
-          .optional()
-          .describe('SASL authentication to the brokers; none when absent.'),
+        tls: kafkaTlsSchema.optional().describe('TLS to the brokers; plain TCP when absent.'),
+        sasl: kafkaSaslSchema.optional().describe('SASL authentication to the brokers; none when absent.'),
       })
       .strict()
+      .superRefine(requireTlsForPlainSasl)
       .prefault({}),
     topics: z
       .object({

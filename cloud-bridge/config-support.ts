@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
 
 export type FlagKind = 'string' | 'number' | 'list';
 
@@ -88,5 +88,32 @@ export function readConfigFile(path: string | undefined): { ok: true; file: unkn
     return { ok: true, file: parseYaml(text) };
   } catch (error) {
     return { ok: false, problem: `${path}: not valid YAML: ${error instanceof Error ? error.message : String(error)}` };
+  }
+}
+
+/** TLS to Kafka brokers, as the gateway's and the bridge's `kafka.tls` take it. */
+export const kafkaTlsSchema = z
+  .object({
+    caFile: z.string().min(1).optional().describe("PEM file of the CAs that sign the brokers' certificates; the system's CAs when absent."),
+    certFile: z.string().min(1).optional().describe('PEM file of a client certificate, for brokers that require one (with keyFile).'),
+    keyFile: z.string().min(1).optional().describe('PEM file of its private key.'),
+    rejectUnauthorized: z.boolean().default(true).describe("Check the brokers' certificates; false only to diagnose, never in production."),
+  })
+  .strict()
+  .refine((tls) => (tls.certFile === undefined) === (tls.keyFile === undefined), { path: ['keyFile'], message: 'expected certFile and keyFile together' });
+
+/** SASL to Kafka brokers, as the gateway's and the bridge's `kafka.sasl` take it. */
+export const kafkaSaslSchema = z
+  .object({
+    mechanism: z.enum(['scram-sha-512', 'scram-sha-256', 'plain']).describe('Required: SASL mechanism; plain sends the password itself, so it needs kafka.tls.'),
+    username: z.string().min(1).describe('Required: Kafka user name.'),
+    password: z.string().min(1).describe('Required: Kafka password; never logged.'),
+  })
+  .strict();
+
+/** Refuses SASL plain without TLS: it would send the password in the clear. For a `kafka` section's superRefine. */
+export function requireTlsForPlainSasl(kafka: { tls?: unknown; sasl?: { mechanism: string } }, ctx: z.RefinementCtx): void {
+  if (kafka.sasl?.mechanism === 'plain' && kafka.tls === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['sasl', 'mechanism'], message: 'expected kafka.tls with plain, which sends the password itself' });
   }
 }

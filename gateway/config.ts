@@ -4,7 +4,18 @@
  * once at start, and the result is frozen. Every error names the key, the value and what was expected.
  */
 import { z } from 'zod';
-import { convertFlag, deepFreeze, describeIssues, describeValue, fileMapping, getPath, setPath } from '../cloud-bridge/config-support.js';
+import {
+  convertFlag,
+  deepFreeze,
+  describeIssues,
+  describeValue,
+  fileMapping,
+  getPath,
+  kafkaSaslSchema,
+  kafkaTlsSchema,
+  requireTlsForPlainSasl,
+  setPath,
+} from '../cloud-bridge/config-support.js';
 import { SERIAL_FRAMINGS } from '../schemas/serial-sentence.js';
 import { CONTAINER_PATTERN, isPasswordHash, USERNAME } from './ingest/mqtt-auth.js';
 
@@ -75,24 +86,6 @@ const mqttTls = z
   })
   .strict()
   .refine((tls) => !tls.requireClientCert || tls.caFile !== undefined, { path: ['caFile'], message: 'expected a CA file when requireClientCert is true' });
-
-const kafkaTls = z
-  .object({
-    caFile: z.string().min(1).optional().describe("PEM file of the CAs that sign the brokers' certificates; the system's CAs when absent."),
-    certFile: z.string().min(1).optional().describe('PEM file of the gateway\'s client certificate, for brokers that require one (with keyFile).'),
-    keyFile: z.string().min(1).optional().describe('PEM file of its private key.'),
-    rejectUnauthorized: z.boolean().default(true).describe("Check the brokers' certificates; false only to diagnose, never in production."),
-  })
-  .strict()
-  .refine((tls) => (tls.certFile === undefined) === (tls.keyFile === undefined), { path: ['keyFile'], message: 'expected certFile and keyFile together' });
-
-const kafkaSasl = z
-  .object({
-    mechanism: z.enum(['scram-sha-512', 'scram-sha-256', 'plain']).describe('Required: SASL mechanism; plain sends the password itself, so it needs kafka.tls.'),
-    username: z.string().min(1).describe('Required: Kafka user name.'),
-    password: z.string().min(1).describe('Required: Kafka password; never logged.'),
-  })
-  .strict();
 
 /** A bridge URL is logged, so credentials belong in uplink.bridge.username and password. */
 function isBridgeUrl(raw: string): boolean {
@@ -386,18 +379,14 @@ export const configSchema = z
         requestTimeoutMs: z.number().int().min(100).max(300000).default(10000).describe('Time allowed for one request; a hung broker fails it.'),
         createTopics: z.boolean().default(true).describe('Create the topic at start when it is missing.'),
         partitions: z.number().int().min(1).max(10000).default(3).describe('Partitions of a topic the gateway creates.'),
-        tls: kafkaTls.optional().describe('TLS to the brokers; plain TCP when absent. See docs/security.md.'),
-        sasl: kafkaSasl.optional().describe('SASL authentication to the brokers; none when absent.'),
+        tls: kafkaTlsSchema.optional().describe('TLS to the brokers; plain TCP when absent. See docs/security.md.'),
+        sasl: kafkaSaslSchema.optional().describe('SASL authentication to the brokers; none when absent.'),
         schemaRegistry: schemaRegistry
           .optional()
           .describe('Frame record values in the Confluent wire format with the id a schema registry gives ReeferTelemetry, cached in the outbox; Avro single-object encoding when absent. See schemas/README.md.'),
       })
       .strict()
-      .superRefine((kafka, ctx) => {
-        if (kafka.sasl?.mechanism === 'plain' && kafka.tls === undefined) {
-          ctx.addIssue({ code: 'custom', path: ['sasl', 'mechanism'], message: 'expected kafka.tls with plain, which sends the password itself' });
-        }
-      })
+      .superRefine(requireTlsForPlainSasl)
       .prefault({}),
     uplink: z
       .object({

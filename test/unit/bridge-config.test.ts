@@ -73,6 +73,20 @@ describe('bridge configuration', () => {
     expect(bridgeProblems(base, { 'mqtt-port': 'x' })).toEqual(['mqtt.port: expected number, received string, got "x"']);
   });
 
+  it('checks its Kafka TLS and SASL as the gateway does: plain only over TLS, certificate and key together', () => {
+    const base = { mqtt: { port: 1883, usersFile: 'u.txt' } };
+    const sasl = { mechanism: 'plain', username: 'bridge', password: 'secret' };
+    const plain = ['kafka.sasl.mechanism: expected kafka.tls with plain, which sends the password itself, got "plain"'];
+    expect(bridgeProblems({ ...base, kafka: { sasl } })).toEqual(plain);
+    expect(gatewayProblems({ kafka: { sasl } })).toEqual(plain);
+    const halfCert = ['kafka.tls.keyFile: expected certFile and keyFile together, got nothing'];
+    expect(bridgeProblems({ ...base, kafka: { tls: { certFile: 'c.pem' } } })).toEqual(halfCert);
+    expect(gatewayProblems({ kafka: { tls: { certFile: 'c.pem' } } })).toEqual(halfCert);
+    const config = resolveBridgeConfig({ file: { ...base, kafka: { sasl, tls: {} } } });
+    expect(config.kafka.sasl?.mechanism).toBe('plain');
+    expect(config.kafka.tls?.rejectUnauthorized).toBe(true);
+  });
+
   it('reads a users file of gatewayId:hash lines, never quoting a hash in its problems', async () => {
     const hash = await hashPassword('pw', { logN: 10, r: 8, p: 1 });
     const parsed = parseBridgeUsersFile(`# gateways\nship-7:${hash}\n\nbad id:${hash}\nship-8:notahash\nship-9:${hash}:extra\n`);
