@@ -6,10 +6,18 @@
  * object), answers `{ type: 'ready', mqttPort }`; `{ type: 'sample' }` answers with the outbox depth,
  * readings sent, uplink state, process.cpuUsage() and process.memoryUsage(); `{ type: 'close' }` stops
  * the gateway and exits.
+ *
+ * It applies the V8 heap settings reefer-gateway gives itself (gateway/cli.ts), so the figures are
+ * those of what ships; node flags passed with --gateway-flags override them as they would there.
  */
+import { applyGatewayHeapFlags } from '../../gateway/cli.js';
 import { resolveConfig } from '../../gateway/config.js';
-import { startGateway, type Gateway } from '../../gateway/main.js';
+import type { Gateway } from '../../gateway/main.js';
 import { createLogger } from '../../gateway/ops/logger.js';
+
+// As in reefer-gateway: set before the gateway's libraries load.
+applyGatewayHeapFlags(process.execArgv, process.env.NODE_OPTIONS);
+const gatewayModule = import('../../gateway/main.js');
 
 export interface GatewaySample {
   type: 'sample';
@@ -65,6 +73,7 @@ process.on('message', (raw: unknown) => {
     try {
       if (command.type === 'start') {
         const config = resolveConfig({ file: command.config });
+        const { startGateway } = await gatewayModule;
         gateway = await startGateway(config, { logger: createLogger(config.log.level) });
         send({ type: 'ready', mqttPort: gateway.mqttPort() });
       } else if (command.type === 'sample') {
