@@ -1,7 +1,7 @@
 /**
  * Group commit: readings arriving close together share one outbox transaction, so durability costs
  * one fsync per batch rather than one per reading. Each caller's promise settles once its entry is
- * committed (or the commit failed), which is when a device may be acknowledged.
+ * committed and on disk (or the commit failed), which is when a device may be acknowledged.
  */
 import type { DeadLetterRow, LedgerEntry, NewRow, Outbox } from './sqlite-outbox.js';
 
@@ -29,6 +29,8 @@ export interface CommitQueue {
   close(): void;
 }
 
+const SYNC_LATER = { syncLater: true } as const;
+
 interface Waiter<T> {
   resolve(value: T): void;
   reject(error: unknown): void;
@@ -51,6 +53,8 @@ export function createCommitQueue(options: CommitQueueOptions, deps: CommitQueue
   let deadWaiters: Waiter<void>[] = [];
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
+  /** Settles once the last committed batch has been acknowledged (or failed). */
+  let acknowledged: Promise<unknown> = Promise.resolve();
   const listeners: ((readings: number) => void)[] = [];
 
   function flush(): void {
@@ -77,17 +81,30 @@ export function createCommitQueue(options: CommitQueueOptions, deps: CommitQueue
       for (const w of batchDeadWaiters) w.reject(error);
       return;
     }
-    for (let i = 0; i < batchRowWaiters.length; i++) batchRowWaiters[i]!.resolve(seqs[i]!);
-    for (const w of batchDeadWaiters) w.resolve();
-    if (batchRows.length > 0) for (const l of listeners) l(batchRows.length);
+    // Committed; acknowledged once on disk. The next batch may commit while this one is synced, but
+    // batches are acknowledged in the order they were committed.
+    const synced = deps.outbox.durable();
+    const inOrder = Promise.allSettled([acknowledged, synced]).then(() => synced);
+    acknowledged = inOrder.catch(() => undefined);
+    inOrder.then(
+      () => {
+        for (let i = 0; i < batchRowWaiters.length; i++) batchRowWaiters[i]!.resolve(seqs[i]!);
+        for (const w of batchDeadWaiters) w.resolve();
+        if (batchRows.length > 0) for (const l of listeners) l(batchRows.length);
+      },
+      (error: unknown) => {
+        for (const w of batchRowWaiters) w.reject(error);
+        for (const w of batchDeadWaiters) w.reject(error);
+      },
+    );
   }
 
   function appendOrRetry(batchRows: NewRow[], batchDead: DeadLetterRow[], batchLedger: LedgerEntry[]): (number | null)[] {
     try {
-      return deps.outbox.append(batchRows, batchDead, batchLedger).seqs;
+      return deps.outbox.append(batchRows, batchDead, batchLedger, SYNC_LATER).seqs;
     } catch (error) {
       if (!deps.onAppendError?.(error, batchRows.length + batchDead.length)) throw error;
-      return deps.outbox.append(batchRows, batchDead, batchLedger).seqs;
+      return deps.outbox.append(batchRows, batchDead, batchLedger, SYNC_LATER).seqs;
     }
   }
 

@@ -7,7 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { closeSync, fdatasync, fstatSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SchemaIdCache } from '../../cloud-bridge/schema-id-cache.js';
 
@@ -97,8 +97,17 @@ export interface AppendResult {
 }
 
 export interface Outbox {
-  /** Commits rows, dead letters and ledger counts in one transaction. */
-  append(rows: readonly NewRow[], deadLetters: readonly DeadLetterRow[], ledger?: readonly LedgerEntry[]): AppendResult;
+  /**
+   * Commits rows, dead letters and ledger counts in one transaction, on disk when it returns (as far as
+   * the sync policy goes). With `syncLater`, the commit does not wait for the disk: the rows are on disk,
+   * and handed to the uplink (peek, deadLetters), only once `durable()` has resolved.
+   */
+  append(rows: readonly NewRow[], deadLetters: readonly DeadLetterRow[], ledger?: readonly LedgerEntry[], options?: { syncLater?: boolean }): AppendResult;
+  /**
+   * Resolves once everything appended so far is on disk: an fdatasync of the write-ahead log on libuv's
+   * thread pool, so the event loop goes on meanwhile; at once with sync `normal` or nothing pending.
+   */
+  durable(): Promise<void>;
   /** Waiting rows in sequence order, from `minSeq` up to `maxSeq` (both included). */
   peek(limit: number, bounds?: { minSeq?: number; maxSeq?: number }): OutboxRow[];
   /** Deletes rows Kafka has acknowledged. */
@@ -281,11 +290,63 @@ function loadContainers(db: Database.Database): ContainerNumbers {
   return out;
 }
 
+/**
+ * fdatasync of the write-ahead log on libuv's thread pool. A commit made with synchronous = NORMAL
+ * is in the log (the page cache) when it returns; syncing the log file afterwards makes it as durable
+ * as synchronous = FULL would have, without holding the event loop for the fsync (milliseconds on an
+ * SD card, during which no device would be read or acknowledged). The log's directory entry is synced
+ * once too, as SQLite does when it creates the file in FULL mode.
+ */
+function createWalSync(walPath: string): { sync(): Promise<void>; close(): void } {
+  let fd: number | undefined;
+  let syncing = 0;
+  let closing = false;
+  function release(): void {
+    if (closing && syncing === 0 && fd !== undefined) {
+      closeSync(fd);
+      fd = undefined;
+    }
+  }
+  function walFile(): number {
+    if (fd !== undefined && fstatSync(fd).nlink > 0) return fd;
+    if (fd !== undefined) closeSync(fd);
+    fd = openSync(walPath, 'r');
+    const dir = openSync(dirname(walPath), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
+    return fd;
+  }
+  return {
+    sync() {
+      if (closing) return Promise.reject(new Error('outbox is closed'));
+      const file = walFile();
+      syncing += 1;
+      return new Promise((resolve, reject) =>
+        fdatasync(file, (err) => {
+          syncing -= 1;
+          release();
+          if (err) reject(err);
+          else resolve();
+        }),
+      );
+    },
+    /** Closes the log file once the syncs under way are done. */
+    close() {
+      closing = true;
+      release();
+    },
+  };
+}
+
 export function openOutbox(options: OutboxOptions): Outbox {
   mkdirSync(dirname(options.path), { recursive: true });
   const db = new Database(options.path);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+  const walSync = options.sync === 'full' ? createWalSync(`${options.path}-wal`) : undefined;
   migrateContainerNumbers(db);
   db.exec(`
     CREATE TABLE IF NOT EXISTS container (${CONTAINER_COLUMNS});
@@ -340,6 +401,14 @@ export function openOutbox(options: OutboxOptions): Outbox {
   // Sequence numbers are never reused, even after their rows are deleted: (gateway, seq) names a
   // reading downstream for good.
   let lastSeq = Math.max(Number(getMeta.get('last_seq')?.value ?? 0), maxSeq);
+  // What is on disk may be sent: everything found at open, then what durable() has seen synced.
+  let durableSeq = lastSeq;
+  let appendedSeq = lastSeq;
+  const lastDeadLetterId = db.prepare<[], { id: number }>('SELECT max(id) AS id FROM dead_letter');
+  let durableDeadLetterId = lastDeadLetterId.get()?.id ?? 0;
+  let appendedDeadLetterId = durableDeadLetterId;
+  const syncNormal = db.prepare('PRAGMA synchronous = NORMAL');
+  const syncFull = db.prepare('PRAGMA synchronous = FULL');
 
   const insertRow = db.prepare('INSERT INTO outbox (seq, container, received_ms, lane, value) VALUES (?, ?, ?, ?, ?)');
   const insertSeen = db.prepare('INSERT OR IGNORE INTO seen (measurement_ms, container) VALUES (?, ?)');
@@ -379,8 +448,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
   const selectLedger = db.prepare<[], { containerId: string; reason: string; count: number }>(
     'SELECT container_id AS containerId, reason, count FROM ledger ORDER BY container_id, reason',
   );
-  const selectDead = db.prepare<[number], DeadLetterRow & { id: number }>(
-    'SELECT id, received_ms AS receivedMs, transport, source, container_id AS containerId, reason, detail, payload FROM dead_letter ORDER BY id LIMIT ?',
+  const selectDead = db.prepare<[number, number], DeadLetterRow & { id: number }>(
+    'SELECT id, received_ms AS receivedMs, transport, source, container_id AS containerId, reason, detail, payload FROM dead_letter WHERE id <= ? ORDER BY id LIMIT ?',
   );
   const countDead = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM dead_letter');
   const deleteDeadRange = db.prepare('DELETE FROM dead_letter WHERE id >= ? AND id <= ?');
@@ -576,14 +645,28 @@ export function openOutbox(options: OutboxOptions): Outbox {
 
   let closed = false;
   return {
-    append(rows, deadLetters, ledger = []) {
+    append(rows, deadLetters, ledger = [], appendOptions = {}) {
       let result: ReturnType<typeof appendTx>;
+      // A commit that syncs later skips SQLite's own fsync (sync full): durable() makes it, off the event
+      // loop. Every other write (deletes, commands, schema ids) keeps its fsync at commit.
+      const later = walSync !== undefined && appendOptions.syncLater === true;
+      if (later) syncNormal.run();
       try {
         result = appendTx(rows, deadLetters, ledger);
       } catch (err) {
         // Numbers handed out in the rolled-back transaction were never stored.
         containers = loadContainers(db);
         throw err;
+      } finally {
+        if (later) syncFull.run();
+      }
+      const deadLetterId = deadLetters.length > 0 ? (lastDeadLetterId.get()?.id ?? 0) : 0;
+      appendedSeq = Math.max(appendedSeq, result.seq);
+      appendedDeadLetterId = Math.max(appendedDeadLetterId, deadLetterId);
+      if (!later) {
+        // On disk now, and with it every commit before it that waited for durable().
+        durableSeq = appendedSeq;
+        durableDeadLetterId = appendedDeadLetterId;
       }
       // Only advance once the transaction committed; a failed commit reuses nothing it did not write.
       lastSeq = result.seq;
@@ -594,7 +677,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
       return { seqs: result.seqs };
     },
     peek(limit, bounds = {}) {
-      return selectRows.all(bounds.minSeq ?? 0, bounds.maxSeq ?? Number.MAX_SAFE_INTEGER, limit).map((r) => ({
+      return selectRows.all(bounds.minSeq ?? 0, Math.min(bounds.maxSeq ?? Number.MAX_SAFE_INTEGER, durableSeq), limit).map((r) => ({
         seq: r.seq,
         containerId: containerIdOf(r.container),
         receivedMs: r.received_ms,
@@ -621,6 +704,14 @@ export function openOutbox(options: OutboxOptions): Outbox {
     depth() {
       return { count, bytes, alarms, oldestReceivedMs: count > 0 ? (selectOldest.get()?.received_ms ?? null) : null };
     },
+    async durable() {
+      if (!walSync || (appendedSeq <= durableSeq && appendedDeadLetterId <= durableDeadLetterId)) return;
+      const seq = appendedSeq;
+      const deadLetterId = appendedDeadLetterId;
+      await walSync.sync();
+      durableSeq = Math.max(durableSeq, seq);
+      durableDeadLetterId = Math.max(durableDeadLetterId, deadLetterId);
+    },
     epoch: () => epoch,
     claimGateway(gatewayId) {
       const owner = getMeta.get('gateway_id')?.value;
@@ -638,7 +729,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
       return selectLedger.all();
     },
     deadLetters(limit) {
-      return selectDead.all(limit);
+      return selectDead.all(durableDeadLetterId, limit);
     },
     removeDeadLetters([from, to]) {
       deleteDeadRange.run(from, to);
@@ -654,6 +745,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
       if (closed) return;
       closed = true;
       db.close();
+      walSync?.close();
     },
     storeCommand: (command, status) => storeCommandTx(command, status),
     pendingCommands: (containerId) => (containerId === undefined ? selectOpenCommands.all() : selectOpenCommandsOf.all(containerId)),
