@@ -10,6 +10,7 @@
  *   npm run bench -- --readings 100000              # readings per throughput phase (default 200000)
  *   npm run bench -- --gateway-config '{"outbox":{"maxBatch":2000}}'   # override gateway settings
  *   npm run bench -- --gateway-flags=--cpu-prof     # node flags for the gateway process (profiles land in bench-results/)
+ *   npm run bench -- --fsync-delay-ms 10            # every fsync of the gateway 10 ms slower (slow-fsync.c), as on an SD card
  *
  * Figures:
  *  - e2e: MQTT QoS 1 in, each reading durable in the outbox (sync=full) before its PUBACK, sent to Kafka
@@ -26,7 +27,7 @@
  *  - stages: MQTT listener (aedes) QoS 1 publish rate with a sink that does nothing, pipeline decode and
  *    validate, Avro encode, outbox batched insert, Kafka transactional producer, each alone.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -59,6 +60,7 @@ const { values: args } = parseArgs({
     'latency-rate': { type: 'string' },
     'latency-seconds': { type: 'string' },
     devices: { type: 'string' },
+    'fsync-delay-ms': { type: 'string' },
   },
 });
 const only = new Set<Part>(args.only ? (args.only.split(',') as Part[]) : PARTS);
@@ -70,6 +72,8 @@ const GATEWAY_FLAGS = (args['gateway-flags'] ?? '').split(' ').filter((f) => f !
 const LATENCY_RATE = Number(args['latency-rate'] ?? 5000);
 const LATENCY_SECONDS = Number(args['latency-seconds'] ?? 20);
 const MEMORY_DEVICES = Number(args.devices ?? 2000);
+/** Added to every fsync of the gateway process, to see it on storage as slow as an SD card's. */
+const FSYNC_DELAY_MS = Number(args['fsync-delay-ms'] ?? 0);
 /** Devices and unacknowledged publishes per device for the flat-out phases. */
 const FLAT_DEVICES = 100;
 const FLAT_IN_FLIGHT = 20;
@@ -157,6 +161,20 @@ process.once('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 
+/** The gateway's environment: with --fsync-delay-ms, the slow-fsync library preloaded (built here with gcc). */
+let slowFsyncEnv: NodeJS.ProcessEnv | undefined;
+function gatewayEnv(): NodeJS.ProcessEnv {
+  if (FSYNC_DELAY_MS <= 0) return process.env;
+  if (slowFsyncEnv) return slowFsyncEnv;
+  mkdirSync(resolve(OUT, '..'), { recursive: true });
+  const library = join(resolve(OUT, '..'), 'slow-fsync.so');
+  const source = resolve(here, '../../../test/bench/slow-fsync.c');
+  const built = spawnSync('gcc', ['-shared', '-fPIC', '-O2', '-o', library, source, '-ldl'], { encoding: 'utf8' });
+  if (built.status !== 0) throw new Error(`--fsync-delay-ms needs gcc to build ${source}: ${built.error?.message ?? built.stderr}`);
+  slowFsyncEnv = { ...process.env, LD_PRELOAD: library, SLOW_FSYNC_US: String(Math.round(FSYNC_DELAY_MS * 1000)) };
+  return slowFsyncEnv;
+}
+
 async function startGatewayChild(broker: KafkaBroker, name: string): Promise<GatewayChild> {
   const dataDir = mkdtempSync(join(tmpdir(), `reefer-bench-${name}-`));
   const topic = `bench-${name}-${Date.now()}`;
@@ -174,7 +192,7 @@ async function startGatewayChild(broker: KafkaBroker, name: string): Promise<Gat
   );
   const flags = GATEWAY_FLAGS.map((f) => (f === '--cpu-prof' ? `--cpu-prof-dir=${join(resolve(OUT, '..'), 'profiles')}` : f));
   if (GATEWAY_FLAGS.includes('--cpu-prof')) flags.push('--cpu-prof');
-  const child = fork(join(here, 'bench-gateway.js'), [], { execArgv: flags, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(join(here, 'bench-gateway.js'), [], { execArgv: flags, env: gatewayEnv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   children.add(child);
   const channel = childChannel(child);
   channel.send({ type: 'start', config });
@@ -602,7 +620,7 @@ async function main(): Promise<void> {
       void broker.close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
     });
   }
-  const results: Record<string, unknown> = { machine, readings: READINGS, gatewayConfig: GATEWAY_OVERRIDES, gatewayFlags: GATEWAY_FLAGS };
+  const results: Record<string, unknown> = { machine, readings: READINGS, gatewayConfig: GATEWAY_OVERRIDES, gatewayFlags: GATEWAY_FLAGS, fsyncDelayMs: FSYNC_DELAY_MS };
   const startedMs = Date.now();
   try {
     if (only.has('stages')) results.stages = await stages(broker);
