@@ -11,13 +11,11 @@
  * those of what ships; node flags passed with --gateway-flags override them as they would there.
  */
 import { applyGatewayHeapFlags } from '../../gateway/cli.js';
-import { resolveConfig } from '../../gateway/config.js';
 import type { Gateway } from '../../gateway/main.js';
-import { createLogger } from '../../gateway/ops/logger.js';
 
 // As in reefer-gateway: set before the gateway's libraries load.
 applyGatewayHeapFlags(process.execArgv, process.env.NODE_OPTIONS);
-const gatewayModule = import('../../gateway/main.js');
+const gatewayModules = Promise.all([import('../../gateway/config.js'), import('../../gateway/main.js'), import('../../gateway/ops/logger.js')]);
 
 export interface GatewaySample {
   type: 'sample';
@@ -72,8 +70,8 @@ process.on('message', (raw: unknown) => {
   void (async () => {
     try {
       if (command.type === 'start') {
+        const [{ resolveConfig }, { startGateway }, { createLogger }] = await gatewayModules;
         const config = resolveConfig({ file: command.config });
-        const { startGateway } = await gatewayModule;
         gateway = await startGateway(config, { logger: createLogger(config.log.level) });
         send({ type: 'ready', mqttPort: gateway.mqttPort() });
       } else if (command.type === 'sample') {
