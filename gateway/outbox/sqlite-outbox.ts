@@ -74,6 +74,13 @@ export interface OutboxDepth {
 /** A closed range of sequence numbers, both ends included. */
 export type SeqRange = readonly [from: number, to: number];
 
+/** What one Kafka transaction carried from the outbox. */
+export interface Delivered {
+  ranges: readonly SeqRange[];
+  deadLetters?: SeqRange;
+  commandStatuses?: SeqRange;
+}
+
 export interface ShedPolicy {
   maxBytes: number;
   maxAgeMs: number;
@@ -114,6 +121,12 @@ export interface Outbox {
   remove(seqs: readonly number[]): void;
   /** Deletes every row in the ranges (those Kafka committed before a restart). */
   removeRanges(ranges: readonly SeqRange[]): number;
+  /**
+   * Deletes what one Kafka transaction committed, in one transaction that syncs later: `durable()` must
+   * have resolved before the next transaction's marker is committed, or a power cut could bring back
+   * rows that marker no longer names. Returns the rows removed.
+   */
+  removeDelivered(delivered: Delivered): number;
   /** Expires, thins and drops rows per the policy, counting each in the ledger, in one transaction. */
   shed(policy: ShedPolicy): ShedReport;
   /** Forgets readings seen before this time (the window in which a resend is recognised). */
@@ -407,6 +420,9 @@ export function openOutbox(options: OutboxOptions): Outbox {
   const lastDeadLetterId = db.prepare<[], { id: number }>('SELECT max(id) AS id FROM dead_letter');
   let durableDeadLetterId = lastDeadLetterId.get()?.id ?? 0;
   let appendedDeadLetterId = durableDeadLetterId;
+  /** A commit made without SQLite's fsync since the last durable() started. */
+  let syncPending = false;
+  let lastSync: Promise<void> = Promise.resolve();
   const syncNormal = db.prepare('PRAGMA synchronous = NORMAL');
   const syncFull = db.prepare('PRAGMA synchronous = FULL');
 
@@ -587,6 +603,13 @@ export function openOutbox(options: OutboxOptions): Outbox {
     return removed;
   });
 
+  const removeDeliveredTx = db.transaction((delivered: Delivered): number => {
+    const removed = delivered.ranges.length > 0 ? removeRangesTx(delivered.ranges) : 0;
+    if (delivered.deadLetters) deleteDeadRange.run(delivered.deadLetters[0], delivered.deadLetters[1]);
+    if (delivered.commandStatuses) deleteCommandStatusRange.run(delivered.commandStatuses[0], delivered.commandStatuses[1]);
+    return removed;
+  });
+
   const shedTx = db.transaction((policy: ShedPolicy): ShedReport => {
     const report: ShedReport = { expired: 0, thinned: 0, droppedRoutine: 0, droppedAlarm: 0 };
     const isProtected = (seq: number) => policy.protect.some(([from, to]) => seq >= from && seq <= to);
@@ -650,7 +673,10 @@ export function openOutbox(options: OutboxOptions): Outbox {
       // A commit that syncs later skips SQLite's own fsync (sync full): durable() makes it, off the event
       // loop. Every other write (deletes, commands, schema ids) keeps its fsync at commit.
       const later = walSync !== undefined && appendOptions.syncLater === true;
-      if (later) syncNormal.run();
+      if (later) {
+        syncPending = true;
+        syncNormal.run();
+      }
       try {
         result = appendTx(rows, deadLetters, ledger);
       } catch (err) {
@@ -691,6 +717,16 @@ export function openOutbox(options: OutboxOptions): Outbox {
     removeRanges(ranges) {
       return ranges.length > 0 ? removeRangesTx(ranges) : 0;
     },
+    removeDelivered(delivered) {
+      if (!walSync) return removeDeliveredTx(delivered);
+      syncPending = true;
+      syncNormal.run();
+      try {
+        return removeDeliveredTx(delivered);
+      } finally {
+        syncFull.run();
+      }
+    },
     shed(policy) {
       if (bytes <= policy.maxBytes) {
         const oldest = count > 0 ? selectOldest.get() : undefined;
@@ -704,13 +740,17 @@ export function openOutbox(options: OutboxOptions): Outbox {
     depth() {
       return { count, bytes, alarms, oldestReceivedMs: count > 0 ? (selectOldest.get()?.received_ms ?? null) : null };
     },
-    async durable() {
-      if (!walSync || (appendedSeq <= durableSeq && appendedDeadLetterId <= durableDeadLetterId)) return;
+    durable() {
+      // Nothing committed since the last sync started: that sync (maybe still under way) covers it all.
+      if (!walSync || !syncPending) return lastSync;
+      syncPending = false;
       const seq = appendedSeq;
       const deadLetterId = appendedDeadLetterId;
-      await walSync.sync();
-      durableSeq = Math.max(durableSeq, seq);
-      durableDeadLetterId = Math.max(durableDeadLetterId, deadLetterId);
+      lastSync = walSync.sync().then(() => {
+        durableSeq = Math.max(durableSeq, seq);
+        durableDeadLetterId = Math.max(durableDeadLetterId, deadLetterId);
+      });
+      return lastSync;
     },
     epoch: () => epoch,
     claimGateway(gatewayId) {

@@ -385,6 +385,8 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
       inFlight = ranges;
       const startedMs = deps.now();
       try {
+        // The previous transaction's removals reach the disk before this marker replaces its marker.
+        await deps.outbox.durable();
         await withTimeout('transaction', producer!.commit(sends, marker));
       } catch (error) {
         if (abandoned) return;
@@ -393,9 +395,7 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
       }
       if (abandoned) return;
       try {
-        deps.outbox.removeRanges(ranges);
-        if (deadRange) deps.outbox.removeDeadLetters(deadRange);
-        if (commandStatusRange) deps.outbox.removeCommandStatuses(commandStatusRange);
+        deps.outbox.removeDelivered({ ranges, deadLetters: deadRange, commandStatuses: commandStatusRange });
       } catch (error) {
         // Kafka has these rows but the outbox could not forget them (a full disk): sending more before
         // recovery has removed them would send them twice, so recover first.

@@ -38,6 +38,26 @@ describe('commits that sync later', () => {
     expect(outbox.deadLetters(10)).toHaveLength(1);
   });
 
+  it('remove what a Kafka transaction delivered, rows, dead letters and command statuses together', async () => {
+    const path = files.path();
+    const outbox = openOutbox({ path, sync: 'full' });
+    outbox.append([row('C1', 1), row('C1', 2), row('C1', 3)], [deadLetter(1), deadLetter(2)]);
+    outbox.storeCommand(
+      { commandId: 'k1', containerId: 'C1', state: 'stored', expiresMs: 10, receivedMs: 1, value: Buffer.from('{}') },
+      { containerId: 'C1', timeMs: 1, value: Buffer.from('stored') },
+    );
+    const [status] = outbox.commandStatuses(10);
+    const [firstDead] = outbox.deadLetters(10);
+    expect(outbox.removeDelivered({ ranges: [[1, 2]], deadLetters: [firstDead!.id, firstDead!.id], commandStatuses: [status!.id, status!.id] })).toBe(2);
+    await outbox.durable();
+    outbox.close();
+    const reopened = files.track(openOutbox({ path, sync: 'full' }));
+    expect(reopened.peek(10).map((r) => r.seq)).toEqual([3]);
+    expect(reopened.deadLetters(10).map((d) => d.detail)).toEqual(['bad 2']);
+    expect(reopened.commandStatuses(10)).toEqual([]);
+    expect(reopened.depth().count).toBe(1);
+  });
+
   it('survive a reopen, every row handed out again', async () => {
     const path = files.path();
     const outbox = openOutbox({ path, sync: 'full' });
