@@ -7,6 +7,7 @@
  * below are set, because a young generation grown while libraries load (zod alone doubles it twice)
  * is kept from then on.
  */
+import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { isEntryPoint } from '../cloud-bridge/entry-point.js';
@@ -63,35 +64,90 @@ export async function loadGatewayConfig(args: { configPath?: string; flags: Part
 }
 
 /**
- * V8 heap settings the gateway gives itself, so that it holds 2,000 connected devices in under 100 MB
+ * V8 heap settings the gateway gives itself, so that it holds 2,000 connected devices in about 91 MB
  * of resident memory instead of ~136 without anyone passing node flags (docs/performance.md).
  * - The young generation stays at the size it has when they are set (1 MB a semi-space, as node
- *   starts) instead of doubling up to 16 MB under load, which held 25–30 MB of RSS for bursts. It is
- *   collected more often: ~15 µs more CPU per reading flat out, nothing measurable at 2,000 readings/s.
- *   A gateway that must run flat out can give node --semi-space-growth-factor=2 (V8's default).
+ *   starts) instead of doubling up to 16 MB under load, which held 25–30 MB of RSS for bursts.
  * - The old generation may grow by 50 % past what survived the last full collection before the next
- *   one, instead of V8's default of up to 4×. 20 % saves another 10 MB at the peak but costs a third
- *   more CPU per reading flat out; 100 % costs nothing measurable and holds 20 MB more.
- * Unlike --max-semi-space-size or --max-old-space-size, V8 reads both each time it resizes the heap,
- * so they take effect when set here, after start (before the libraries load, see above). A size flag given to node (on its command line or
- * in NODE_OPTIONS) is the user's choice and wins over the setting it concerns.
+ *   one, instead of V8's default of up to 4×.
+ * Both give way to V8's defaults while collecting garbage takes much of the time (gcLoadMode), so
+ * running flat out costs no throughput. Unlike --max-semi-space-size or --max-old-space-size, V8
+ * reads both each time it resizes the heap, so they take effect when set after start (before the
+ * libraries load, see above). A size flag given to node (on its command line or in NODE_OPTIONS) is
+ * the user's choice and wins over the setting it concerns.
  */
-export const GATEWAY_HEAP_FLAGS: readonly { flag: string; value: string; yieldsTo: readonly string[] }[] = [
-  { flag: '--semi-space-growth-factor', value: '1', yieldsTo: ['--semi-space-growth-factor', '--max-semi-space-size', '--min-semi-space-size'] },
-  { flag: '--heap-growing-percent', value: '50', yieldsTo: ['--heap-growing-percent'] },
+export const GATEWAY_HEAP_FLAGS: readonly { flag: string; value: string; busyValue: string; yieldsTo: readonly string[] }[] = [
+  { flag: '--semi-space-growth-factor', value: '1', busyValue: '2', yieldsTo: ['--semi-space-growth-factor', '--max-semi-space-size', '--min-semi-space-size'] },
+  { flag: '--heap-growing-percent', value: '50', busyValue: '0', yieldsTo: ['--heap-growing-percent'] },
 ];
 
 /** The GATEWAY_HEAP_FLAGS that none of `nodeFlags` (node's own options, `--a_b` or `--a-b`) overrides. */
 export function gatewayHeapFlags(nodeFlags: readonly string[]): string[] {
-  const given = new Set(nodeFlags.map((f) => f.split('=')[0]!.replaceAll('_', '-')));
-  return GATEWAY_HEAP_FLAGS.filter((s) => !s.yieldsTo.some((f) => given.has(f))).map((s) => `${s.flag}=${s.value}`);
+  return heapSettings(nodeFlags).map((s) => `${s.flag}=${s.value}`);
 }
 
-/** Applies gatewayHeapFlags for this process; returns the flags set. */
-export function applyGatewayHeapFlags(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
-  const flags = gatewayHeapFlags([...execArgv, ...(nodeOptions ?? '').split(/\s+/).filter((f) => f !== '')]);
-  for (const flag of flags) setFlagsFromString(flag);
-  return flags;
+function heapSettings(nodeFlags: readonly string[]): (typeof GATEWAY_HEAP_FLAGS)[number][] {
+  const given = new Set(nodeFlags.map((f) => f.split('=')[0]!.replaceAll('_', '-')));
+  return GATEWAY_HEAP_FLAGS.filter((s) => !s.yieldsTo.some((f) => given.has(f)));
+}
+
+/**
+ * Applies gatewayHeapFlags for this process, and switches them to V8's defaults while collecting
+ * garbage takes much of the time (gcLoadMode). Returns the flags set; close() stops the switching.
+ */
+export function applyGatewayHeapFlags(execArgv: readonly string[], nodeOptions: string | undefined): { flags: string[]; close(): void } {
+  const settings = heapSettings([...execArgv, ...(nodeOptions ?? '').split(/\s+/).filter((f) => f !== '')]);
+  for (const s of settings) setFlagsFromString(`${s.flag}=${s.value}`);
+  const watch = settings.length > 0 ? watchGcLoad((mode) => settings.forEach((s) => setFlagsFromString(`${s.flag}=${mode === 'busy' ? s.busyValue : s.value}`))) : undefined;
+  return { flags: settings.map((s) => `${s.flag}=${s.value}`), close: () => watch?.close() };
+}
+
+/** Share of time spent collecting garbage above which the heap may grow as V8 likes. */
+export const GC_BUSY_ABOVE = 0.1;
+/** Below this share the gateway's own heap settings hold again (V8 shrinks the heap once allocation slows). */
+export const GC_QUIET_BELOW = 0.03;
+/** How often the share is looked at. */
+export const GC_WINDOW_MS = 1000;
+
+export type GcLoadMode = 'quiet' | 'busy';
+
+/**
+ * The heap settings for the next window, from the share of the last one spent collecting garbage.
+ * A small heap costs nothing measurable at a ship's pace, but flat out (devices sending a backlog,
+ * 10,000 readings/s and more) its young generation is collected so often that a quarter of the
+ * throughput goes; there V8 may size the heap as it likes, and once the load is gone the settings
+ * hold again.
+ */
+export function gcLoadMode(gcShare: number, current: GcLoadMode): GcLoadMode {
+  if (gcShare > GC_BUSY_ABOVE) return 'busy';
+  if (gcShare < GC_QUIET_BELOW) return 'quiet';
+  return current;
+}
+
+/** Calls `onChange` when gcLoadMode changes, from the collections of every GC_WINDOW_MS. */
+function watchGcLoad(onChange: (mode: GcLoadMode) => void): { close(): void } {
+  let gcMs = 0;
+  let mode: GcLoadMode = 'quiet';
+  let since = performance.now();
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) gcMs += entry.duration;
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  const timer = setInterval(() => {
+    const at = performance.now();
+    const next = gcLoadMode(gcMs / Math.max(1, at - since), mode);
+    gcMs = 0;
+    since = at;
+    if (next !== mode) onChange(next);
+    mode = next;
+  }, GC_WINDOW_MS);
+  timer.unref();
+  return {
+    close() {
+      clearInterval(timer);
+      observer.disconnect();
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -100,7 +156,7 @@ async function main(): Promise<void> {
     process.exitCode = await runHashPassword(process.argv.slice(3), process);
     return;
   }
-  const heapFlags = applyGatewayHeapFlags(process.execArgv, process.env.NODE_OPTIONS);
+  const heapFlags = applyGatewayHeapFlags(process.execArgv, process.env.NODE_OPTIONS).flags;
   const { CONFIG_FLAGS: configFlags, ConfigError } = await import('./config.js');
   const args = parseGatewayArgs(process.argv.slice(2), configFlags);
   if (!args.ok) {

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { gatewayHeapFlags } from '../../gateway/cli.js';
+import { GC_BUSY_ABOVE, GC_QUIET_BELOW, gatewayHeapFlags, gcLoadMode } from '../../gateway/cli.js';
 
 const cli = fileURLToPath(new URL('../../gateway/cli.ts', import.meta.url));
 
@@ -42,6 +42,15 @@ describe('gateway heap settings', () => {
   it('yields to a heap growing factor given to node, and keeps it beside an old-space cap', () => {
     expect(gatewayHeapFlags(['--heap-growing-percent=100'])).toEqual(['--semi-space-growth-factor=1']);
     expect(gatewayHeapFlags(['--max-old-space-size=128'])).toEqual(['--semi-space-growth-factor=1', '--heap-growing-percent=50']);
+  });
+
+  it('gives way to V8 while collecting takes over a tenth of the time, and holds again once it is quiet', () => {
+    expect(gcLoadMode(0.25, 'quiet')).toBe('busy');
+    expect(gcLoadMode(GC_BUSY_ABOVE, 'quiet')).toBe('quiet');
+    // Between the two thresholds the mode stays, so it does not flap.
+    expect(gcLoadMode(0.06, 'busy')).toBe('busy');
+    expect(gcLoadMode(0.06, 'quiet')).toBe('quiet');
+    expect(gcLoadMode(GC_QUIET_BELOW / 2, 'busy')).toBe('quiet');
   });
 
   it('keeps the young generation at the size it has when applied, where V8 alone grows it', () => {
