@@ -749,10 +749,23 @@ export function openOutbox(options: OutboxOptions): Outbox {
       syncPending = false;
       const seq = appendedSeq;
       const deadLetterId = appendedDeadLetterId;
-      lastSync = walSync.sync().then(() => {
-        durableSeq = Math.max(durableSeq, seq);
-        durableDeadLetterId = Math.max(durableDeadLetterId, deadLetterId);
-      });
+      let syncing: Promise<void>;
+      try {
+        syncing = walSync.sync();
+      } catch (error) {
+        syncing = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      }
+      lastSync = syncing.then(
+        () => {
+          durableSeq = Math.max(durableSeq, seq);
+          durableDeadLetterId = Math.max(durableDeadLetterId, deadLetterId);
+        },
+        (error: unknown) => {
+          // Not on disk: the next durable() tries again, for these commits and any after them.
+          syncPending = true;
+          throw error;
+        },
+      );
       return lastSync;
     },
     epoch: () => epoch,

@@ -1,3 +1,4 @@
+import { unlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createCommitQueue } from '../../gateway/outbox/commit-queue.js';
 import { openOutbox, type DeadLetterRow, type NewRow, type Outbox } from '../../gateway/outbox/sqlite-outbox.js';
@@ -29,6 +30,17 @@ describe('commits that sync later', () => {
     outbox.append([row('C1', 3)], []);
     expect(outbox.peek(10).map((r) => r.seq)).toEqual([1, 2, 3, 4]);
     expect(outbox.deadLetters(10).map((d) => d.detail)).toEqual(['bad 1', 'bad 2']);
+  });
+
+  it('report a sync that cannot be made as a rejection, keeping the rows from the uplink', async () => {
+    const path = files.path();
+    const outbox = files.track(openOutbox({ path, sync: 'full' }));
+    outbox.append([row('C1', 1)], [], [], { syncLater: true });
+    // The log file can no longer be opened for its sync.
+    unlinkSync(`${path}-wal`);
+    await expect(outbox.durable()).rejects.toThrow(/ENOENT/);
+    await expect(outbox.durable()).rejects.toThrow(/ENOENT/);
+    expect(outbox.peek(10)).toEqual([]);
   });
 
   it('are on disk at once when the outbox syncs only at checkpoints', () => {
