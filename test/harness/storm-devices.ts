@@ -11,6 +11,7 @@ import { encodePayload, telemetryTopic, type PayloadForm } from '../../device-si
 import type { RejectReason } from '../../gateway/pipeline/decode-reading.js';
 import { READING_FINGERPRINT, SINGLE_OBJECT_MAGIC } from '../../schemas/avro.js';
 import type { ReeferReading } from '../../schemas/reefer-reading.js';
+import { sampleReading } from './reference-reading.js';
 import { connectPacket, openRawMqtt, publishPacket, remainingLength, type RawMqttClient } from './raw-mqtt-client.js';
 
 export interface StormOptions {
@@ -38,7 +39,7 @@ const FORMS: readonly PayloadForm[] = ['canonical-json', 'envelope-object', 'env
  * seconds, so every payload form carries the time exactly.
  */
 export function stormReading(containerId: string, n: number, startMs: number): ReeferReading {
-  return {
+  return sampleReading({
     container_id: containerId,
     measurement_time: startMs + n * 1000,
     product_id: 'P02',
@@ -46,20 +47,9 @@ export function stormReading(containerId: string, n: number, startMs: number): R
     target_temperature: 6,
     ambient_temperature: 20.5,
     kilowatts: 2.6,
-    time_door_open: 0,
     content_type: 2,
-    defrost_cycle: 4,
-    oxygen_level: 21,
-    nitrogen_level: 78,
     humidity_level: 60,
-    carbon_dioxide_level: 4,
-    fan_1: true,
-    fan_2: true,
-    fan_3: true,
-    latitude: 51.9,
-    longitude: 4.1,
-    maintenance_required: false,
-  };
+  });
 }
 
 const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));

@@ -17,6 +17,7 @@ import { SchemaRegistryError, createSchemaRegistryClient, type SchemaRegistryCli
 import { TELEMETRY_SCHEMA_VERSIONS } from '../../schemas/avro.js';
 import type { ReeferTelemetry } from '../../schemas/reefer-reading.js';
 import type { ReeferTelemetryV2, TelemetryVersion } from '../../schemas/reefer-telemetry-v2.js';
+import { sampleReading } from '../harness/reference-reading.js';
 import { startSchemaRegistry, type SchemaRegistryServer } from '../harness/schema-registry.js';
 import { readRawTopic } from '../harness/topic-reader.js';
 
@@ -48,26 +49,19 @@ function client(cache = createMemorySchemaIdCache()): SchemaRegistryClient {
 
 function v1Record(seq: number): ReeferTelemetry {
   return {
-    container_id: `C${seq % 5}`,
-    measurement_time: Date.UTC(2026, 5, 1) + seq * 300_000,
-    product_id: 'P06',
-    temperature: -49 - (seq % 3) / 10,
-    target_temperature: -50,
-    ambient_temperature: 18.5,
-    kilowatts: 3.2,
-    time_door_open: 0,
-    content_type: 2,
-    defrost_cycle: 3,
-    oxygen_level: 21,
-    nitrogen_level: 78,
-    humidity_level: 40,
-    carbon_dioxide_level: 4,
-    fan_1: true,
-    fan_2: true,
-    fan_3: true,
-    latitude: 53.55,
-    longitude: 9.99,
-    maintenance_required: false,
+    ...sampleReading({
+      container_id: `C${seq % 5}`,
+      measurement_time: Date.UTC(2026, 5, 1) + seq * 300_000,
+      product_id: 'P06',
+      temperature: -49 - (seq % 3) / 10,
+      target_temperature: -50,
+      ambient_temperature: 18.5,
+      kilowatts: 3.2,
+      content_type: 2,
+      defrost_cycle: 3,
+      latitude: 53.55,
+      longitude: 9.99,
+    }),
     gateway_id: 'gw-v1',
     seq,
     transport: 'mqtt',
