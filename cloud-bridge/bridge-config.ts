@@ -5,7 +5,17 @@
  */
 import { z } from 'zod';
 import { isPasswordHash } from './bridge-password.js';
-import { convertFlag, deepFreeze, describeIssues, fileMapping, kafkaSaslSchema, kafkaTlsSchema, requireTlsForPlainSasl, setPath } from './config-support.js';
+import {
+  applyFlags,
+  deepFreeze,
+  describeIssues,
+  fileMapping,
+  kafkaSaslSchema,
+  kafkaTlsSchema,
+  logSectionSchema,
+  requireTlsForPlainSasl,
+  type FlagSpec,
+} from './config-support.js';
 
 /** A gateway logs in under its gateway id, which is one MQTT topic level and part of Kafka ids. */
 export const GATEWAY_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -102,12 +112,7 @@ export const bridgeConfigSchema = z
       })
       .strict()
       .prefault({}),
-    log: z
-      .object({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
-      })
-      .strict()
-      .prefault({}),
+    log: logSectionSchema,
   })
   .strict();
 
@@ -125,11 +130,11 @@ const SECRET_KEYS: ReadonlySet<PropertyKey> = new Set(['password', 'passwordHash
 
 /** Flags of `reefer-bridge serve` and the key each sets. */
 export const BRIDGE_FLAGS = {
-  'mqtt-port': { key: ['mqtt', 'port'], kind: 'number', help: 'port of a plain-TCP MQTT listener' },
-  'kafka-brokers': { key: ['kafka', 'brokers'], kind: 'list', help: 'comma-separated Kafka bootstrap brokers, host:port' },
-  'users-file': { key: ['mqtt', 'usersFile'], kind: 'string', help: 'file of gatewayId:passwordHash lines' },
-  'log-level': { key: ['log', 'level'], kind: 'string', help: 'log level' },
-} as const satisfies Record<string, { key: readonly string[]; kind: 'string' | 'number' | 'list'; help: string }>;
+  'mqtt-port': { key: 'mqtt.port', kind: 'number', help: 'port of a plain-TCP MQTT listener' },
+  'kafka-brokers': { key: 'kafka.brokers', kind: 'list', help: 'comma-separated Kafka bootstrap brokers, host:port' },
+  'users-file': { key: 'mqtt.usersFile', kind: 'string', help: 'file of gatewayId:passwordHash lines' },
+  'log-level': { key: 'log.level', kind: 'string', help: 'log level' },
+} as const satisfies Record<string, FlagSpec>;
 
 export type BridgeFlag = keyof typeof BRIDGE_FLAGS;
 
@@ -137,10 +142,7 @@ export function resolveBridgeConfig(sources: { file?: unknown; fileName?: string
   const file = fileMapping(sources.file, sources.fileName);
   if (!file.ok) throw new BridgeConfigError([file.problem]);
   const merged = file.merged;
-  for (const [flag, raw] of Object.entries(sources.flags ?? {})) {
-    const spec = BRIDGE_FLAGS[flag as BridgeFlag];
-    if (raw !== undefined) setPath(merged, spec.key.join('.'), convertFlag(spec.kind, raw));
-  }
+  applyFlags(merged, BRIDGE_FLAGS, sources.flags ?? {});
   const result = bridgeConfigSchema.safeParse(merged);
   if (!result.success) throw new BridgeConfigError(describeIssues(result.error.issues, merged, SECRET_KEYS));
   return deepFreeze(result.data);

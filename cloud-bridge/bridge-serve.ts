@@ -23,7 +23,7 @@ side by side and list them all in each gateway's uplink.bridge.urls. See docs/br
 Options:
   -c, --config FILE        YAML configuration file (see docs/bridge.md)
 ${Object.entries(BRIDGE_FLAGS)
-  .map(([flag, spec]) => `      --${flag.padEnd(19)}${spec.help} (${spec.key.join('.')})`)
+  .map(([flag, spec]) => `      --${flag.padEnd(19)}${spec.help} (${spec.key})`)
   .join('\n')}
   -h, --help               print this help and exit
 `;

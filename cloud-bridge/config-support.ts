@@ -37,6 +37,21 @@ export function convertFlag(kind: FlagKind, raw: string): unknown {
   return raw;
 }
 
+/** A flag (or environment variable) and the dotted configuration key it sets. */
+export interface FlagSpec {
+  key: string;
+  kind: FlagKind;
+  help: string;
+}
+
+/** Sets each value given (not undefined) at its flag's key in `merged`, converted to the key's kind. */
+export function applyFlags(merged: Record<string, unknown>, specs: Readonly<Record<string, FlagSpec>>, values: Readonly<Record<string, string | undefined>>): void {
+  for (const [flag, raw] of Object.entries(values)) {
+    const spec = specs[flag];
+    if (spec && raw !== undefined) setPath(merged, spec.key, convertFlag(spec.kind, raw));
+  }
+}
+
 export function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
   const text = JSON.stringify(value);
@@ -117,3 +132,11 @@ export function requireTlsForPlainSasl(kafka: { tls?: unknown; sasl?: { mechanis
     ctx.addIssue({ code: 'custom', path: ['sasl', 'mechanism'], message: 'expected kafka.tls with plain, which sends the password itself' });
   }
 }
+
+/** The `log` section of the gateway's and the bridge's configuration. */
+export const logSectionSchema = z
+  .object({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
+  })
+  .strict()
+  .prefault({});

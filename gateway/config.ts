@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import {
-  convertFlag,
+  applyFlags,
   deepFreeze,
   describeIssues,
   describeValue,
@@ -13,8 +13,9 @@ import {
   getPath,
   kafkaSaslSchema,
   kafkaTlsSchema,
+  logSectionSchema,
   requireTlsForPlainSasl,
-  setPath,
+  type FlagSpec,
 } from '../cloud-bridge/config-support.js';
 import { SERIAL_FRAMINGS } from '../schemas/serial-sentence.js';
 import { CONTAINER_PATTERN, isPasswordHash, USERNAME } from './ingest/mqtt-auth.js';
@@ -513,12 +514,7 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    log: z
-      .object({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
-      })
-      .strict()
-      .prefault({}),
+    log: logSectionSchema,
   })
   .strict();
 
@@ -544,7 +540,7 @@ export const CONFIG_FLAGS = {
   'time-zone': { key: 'site.timeZone', kind: 'string', help: 'zone of timestamps sent without one' },
   'log-level': { key: 'log.level', kind: 'string', help: 'log level' },
   'http-port': { key: 'http.port', kind: 'number', help: 'port of the HTTP server: metrics, health, dashboard (0: any free port)' },
-} as const satisfies Record<string, { key: string; kind: 'string' | 'number' | 'list'; help: string }>;
+} as const satisfies Record<string, FlagSpec>;
 
 export type ConfigFlag = keyof typeof CONFIG_FLAGS;
 
@@ -562,15 +558,10 @@ export function resolveConfig(sources: ConfigSources): Readonly<GatewayConfig> {
   const file = fileMapping(sources.file, sources.fileName);
   if (!file.ok) throw new ConfigError([file.problem]);
   const merged = file.merged;
-  for (const [flag, spec] of Object.entries(CONFIG_FLAGS)) {
-    const envName = `REEFER_${flag.toUpperCase().replace(/-/g, '_')}`;
-    const raw = sources.env?.[envName];
-    if (raw !== undefined && raw !== '') setPath(merged, spec.key, convertFlag(spec.kind, raw));
-  }
-  for (const [flag, raw] of Object.entries(sources.flags ?? {})) {
-    const spec = CONFIG_FLAGS[flag as ConfigFlag];
-    if (raw !== undefined) setPath(merged, spec.key, convertFlag(spec.kind, raw));
-  }
+  // Environment variables (REEFER_ + the flag in upper snake case; empty ones ignored), then flags.
+  const fromEnv = Object.fromEntries(Object.keys(CONFIG_FLAGS).map((flag) => [flag, sources.env?.[`REEFER_${flag.toUpperCase().replace(/-/g, '_')}`] || undefined]));
+  applyFlags(merged, CONFIG_FLAGS, fromEnv);
+  applyFlags(merged, CONFIG_FLAGS, sources.flags ?? {});
   const result = configSchema.safeParse(merged);
   if (!result.success) throw new ConfigError(describeIssues(result.error.issues, merged, SECRET_KEYS));
   if (result.data.uplink.minBackoffMs > result.data.uplink.maxBackoffMs) {
