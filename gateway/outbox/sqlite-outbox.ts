@@ -420,8 +420,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
   // What is on disk may be sent: everything found at open, then what durable() has seen synced.
   let durableSeq = lastSeq;
   let appendedSeq = lastSeq;
-  const lastDeadLetterId = db.prepare<[], { id: number }>('SELECT max(id) AS id FROM dead_letter');
-  let durableDeadLetterId = lastDeadLetterId.get()?.id ?? 0;
+  let durableDeadLetterId = db.prepare<[], { id: number | null }>('SELECT max(id) AS id FROM dead_letter').get()?.id ?? 0;
   let appendedDeadLetterId = durableDeadLetterId;
   /** A commit made without SQLite's fsync since the last durable() started. */
   let syncPending = false;
@@ -572,11 +571,12 @@ export function openOutbox(options: OutboxOptions): Outbox {
       if (row.lane === 'alarm') addedAlarms += 1;
       seqs.push(seq);
     }
-    for (const d of deadLetters) insertDead.run(d.receivedMs, d.transport, d.source, d.containerId, d.reason, d.detail, d.payload);
+    let deadLetterId = 0;
+    for (const d of deadLetters) deadLetterId = Number(insertDead.run(d.receivedMs, d.transport, d.source, d.containerId, d.reason, d.detail, d.payload).lastInsertRowid);
     if (deadLetters.length > 0) trimDead.run(maxDeadLetters);
     for (const l of ledger) bumpLedger.run(l.containerId, l.reason, l.count);
     if (seq !== lastSeq) setMeta.run('last_seq', seq);
-    return { seqs, seq, addedBytes, addedAlarms };
+    return { seqs, seq, addedBytes, addedAlarms, deadLetterId };
   });
 
   const removeTx = db.transaction((seqs: readonly number[]) => {
@@ -689,9 +689,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
       } finally {
         if (later) syncFull.run();
       }
-      const deadLetterId = deadLetters.length > 0 ? (lastDeadLetterId.get()?.id ?? 0) : 0;
       appendedSeq = Math.max(appendedSeq, result.seq);
-      appendedDeadLetterId = Math.max(appendedDeadLetterId, deadLetterId);
+      appendedDeadLetterId = Math.max(appendedDeadLetterId, result.deadLetterId);
       if (!later) {
         // On disk now, and with it every commit before it that waited for durable().
         durableSeq = appendedSeq;

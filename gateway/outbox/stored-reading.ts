@@ -173,16 +173,14 @@ export function storedTelemetryBody(row: StoredRowContext & { value: Buffer }, g
       } else throw new Error(`outbox row ${row.seq}: unknown value kind ${kind}`);
     }
     if (i === 4) {
-      // content_type and defrost_cycle follow time_door_open: stored as zigzag + 1, written as a union.
-      for (const n of [contentType, defrostCycle]) {
-        if (n === 0) out[at++] = 0;
-        else {
-          out[at++] = PRESENT;
-          at = writeVarint(out, at, n - 1);
-        }
-      }
+      // content_type and defrost_cycle follow time_door_open.
+      at = writeOptionalInt(out, at, contentType);
+      at = writeOptionalInt(out, at, defrostCycle);
     } else if (i === 8) {
-      for (const shift of [0, 2, 4]) at = writeFlag(out, at, (flags >> shift) & 3);
+      // fan_1..3 follow carbon_dioxide_level.
+      at = writeFlag(out, at, flags & 3);
+      at = writeFlag(out, at, (flags >> 2) & 3);
+      at = writeFlag(out, at, (flags >> 4) & 3);
     }
   }
   at = writeFlag(out, at, (flags >> 6) & 3);
@@ -191,6 +189,16 @@ export function storedTelemetryBody(row: StoredRowContext & { value: Buffer }, g
   at += TRANSPORT_AVRO[transport]!.copy(out, at);
   at = writeVarint(out, at, zigzag(row.receivedMs));
   return Buffer.from(out.subarray(0, at));
+}
+
+/** A nullable int stored as zigzag + 1 (0: null), as its Avro union. */
+function writeOptionalInt(buf: Buffer, at: number, stored: number): number {
+  if (stored === 0) buf[at++] = 0;
+  else {
+    buf[at++] = PRESENT;
+    at = writeVarint(buf, at, stored - 1);
+  }
+  return at;
 }
 
 /** A nullable boolean stored in 2 bits (0 null, 1 false, 2 true), as its Avro union. */
