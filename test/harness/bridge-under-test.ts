@@ -4,6 +4,7 @@
  */
 import { hashPassword } from '../../cloud-bridge/bridge-password.js';
 import { resolveBridgeConfig } from '../../cloud-bridge/bridge-config.js';
+import { createBridgeLink, type BridgeLink, type BridgeLinkOptions } from '../../cloud-bridge/bridge-link.js';
 import { startBridge, type RunningBridge } from '../../cloud-bridge/bridge-serve.js';
 import { createLogger } from '../../gateway/ops/logger.js';
 
@@ -60,4 +61,33 @@ export async function startTestBridge(bootstrap: string, options: TestBridgeOpti
   const bridge = await startBridge(config, { logger: createLogger(config.log.level, 'reefer-bridge') });
   const url = options.tls ? `mqtts://127.0.0.1:${bridge.tlsPort()}` : `mqtt://127.0.0.1:${bridge.port()}`;
   return { bridge, url, close: () => bridge.close() };
+}
+
+/** A gateway's link to a bridge with the tests' timings, started; the caller closes it. */
+export function startTestLink(options: {
+  url: string;
+  login: TestLogin;
+  topic: string;
+  tls?: BridgeLinkOptions['tls'];
+  compression?: BridgeLinkOptions['compression'];
+}): BridgeLink {
+  const link = createBridgeLink(
+    {
+      gatewayId: options.login.username,
+      urls: [options.url],
+      username: options.login.username,
+      password: options.login.password,
+      tls: options.tls,
+      compression: options.compression ?? 'brotli',
+      topic: options.topic,
+      keepaliveS: 30,
+      connectTimeoutMs: 3000,
+      reconnectMinMs: 100,
+      reconnectMaxMs: 500,
+      requestTimeoutMs: 10_000,
+    },
+    { logger: createLogger((process.env.REEFER_TEST_LOG ?? 'silent') as 'silent') },
+  );
+  link.start();
+  return link;
 }

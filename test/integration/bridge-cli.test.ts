@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { stringify } from 'yaml';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { createBridgeLink } from '../../cloud-bridge/bridge-link.js';
 import { hashPassword } from '../../cloud-bridge/bridge-password.js';
-import { createLogger } from '../../gateway/ops/logger.js';
+import { startTestLink } from '../harness/bridge-under-test.js';
 import { createTestCertificates } from '../harness/test-certs.js';
 
 const bootstrap = inject('kafkaBootstrap');
@@ -47,25 +46,13 @@ describe('reefer-bridge serve as a process', () => {
       void exited.then((code) => reject(new Error(`bridge exited with ${code}: ${log}`)));
     });
 
-    const link = createBridgeLink(
-      {
-        gatewayId,
-        urls: [`mqtts://127.0.0.1:${tlsPort}`],
-        username: gatewayId,
-        password: 'cli password',
-        tls: { caFile: certs.caFile, rejectUnauthorized: true },
-        compression: 'brotli',
-        topic,
-        keepaliveS: 30,
-        connectTimeoutMs: 3000,
-        reconnectMinMs: 100,
-        reconnectMaxMs: 500,
-        requestTimeoutMs: 10_000,
-      },
-      { logger: createLogger('silent') },
-    );
+    const link = startTestLink({
+      url: `mqtts://127.0.0.1:${tlsPort}`,
+      login: { username: gatewayId, password: 'cli password' },
+      topic,
+      tls: { caFile: certs.caFile, rejectUnauthorized: true },
+    });
     cleanups.push(() => link.close());
-    link.start();
     await expect.poll(() => link.stats().connectedUrl, { timeout: 5000 }).not.toBeNull();
     // The topic exists because the bridge created it (topics.create), and the gateway sees only allowed ones.
     expect(await link.admin().listTopics()).toEqual([topic]);

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { createBridgeCommandSource, createBridgeLink, type BridgeLink } from '../../cloud-bridge/bridge-link.js';
+import { createBridgeCommandSource, type BridgeLink } from '../../cloud-bridge/bridge-link.js';
 import { decodeCommand, type ReeferCommand } from '../../cloud-bridge/commands.js';
-import { createLogger } from '../../gateway/ops/logger.js';
-import { startTestBridge, type TestBridge } from '../harness/bridge-under-test.js';
+import { startTestBridge, startTestLink, type TestBridge } from '../harness/bridge-under-test.js';
 import { createCommandTopics, eventually, publishCommands, testCommand } from '../harness/command-topics.js';
 
 const bootstrap = inject('kafkaBootstrap');
@@ -13,23 +12,7 @@ afterEach(async () => {
 });
 
 function startLink(bridge: TestBridge, login: { username: string; password: string }, topic: string): BridgeLink {
-  const link = createBridgeLink(
-    {
-      gatewayId: login.username,
-      urls: [bridge.url],
-      username: login.username,
-      password: login.password,
-      compression: 'brotli',
-      topic,
-      keepaliveS: 30,
-      connectTimeoutMs: 3000,
-      reconnectMinMs: 100,
-      reconnectMaxMs: 500,
-      requestTimeoutMs: 10_000,
-    },
-    { logger: createLogger((process.env.REEFER_TEST_LOG ?? 'silent') as 'silent') },
-  );
-  link.start();
+  const link = startTestLink({ url: bridge.url, login, topic });
   cleanups.push(() => link.close());
   return link;
 }

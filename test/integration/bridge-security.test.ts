@@ -4,12 +4,11 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { BridgeError, createBridgeLink, type BridgeLink } from '../../cloud-bridge/bridge-link.js';
+import { BridgeError, type BridgeLink } from '../../cloud-bridge/bridge-link.js';
 import type { ProgressMarker, TopicRecords } from '../../cloud-bridge/kafka-client.js';
-import { createLogger } from '../../gateway/ops/logger.js';
 import { encodeTelemetry, frameTelemetryBody } from '../../schemas/avro.js';
 import type { ReeferReading } from '../../schemas/reefer-reading.js';
-import { startTestBridge, type TestBridge } from '../harness/bridge-under-test.js';
+import { startTestBridge, startTestLink, type TestBridge } from '../harness/bridge-under-test.js';
 import { checkDelivery } from '../harness/delivery-check.js';
 import { REFERENCE_READING } from '../harness/reference-reading.js';
 import { createTestCertificates, type TestCertificates } from '../harness/test-certs.js';
@@ -43,25 +42,8 @@ afterAll(async () => {
 });
 
 function link(login: { username: string; password: string }, to: TestBridge = bridge, clientCert?: { certFile: string; keyFile: string }): BridgeLink {
-  const l = createBridgeLink(
-    {
-      gatewayId: login.username,
-      urls: [to.url],
-      username: login.username,
-      password: login.password,
-      tls: { caFile: certs.caFile, rejectUnauthorized: true, ...clientCert },
-      compression: 'brotli',
-      topic,
-      keepaliveS: 30,
-      connectTimeoutMs: 3000,
-      reconnectMinMs: 100,
-      reconnectMaxMs: 500,
-      requestTimeoutMs: 10_000,
-    },
-    { logger: createLogger((process.env.REEFER_TEST_LOG ?? 'silent') as 'silent') },
-  );
+  const l = startTestLink({ url: to.url, login, topic, tls: { caFile: certs.caFile, rejectUnauthorized: true, ...clientCert } });
   links.push(l);
-  l.start();
   return l;
 }
 
@@ -219,25 +201,8 @@ describe('bridge security', () => {
 
 /** Opens a session whose marker lives under `markerTopic`, as a gateway configured with that topic would. */
 async function createBridgeLinkProducerOn(l: BridgeLink, markerTopic: string): Promise<void> {
-  const other = createBridgeLink(
-    {
-      gatewayId: shipA.username,
-      urls: [bridge.url],
-      username: shipA.username,
-      password: shipA.password,
-      tls: { caFile: certs.caFile, rejectUnauthorized: true },
-      compression: 'deflate',
-      topic: markerTopic,
-      keepaliveS: 30,
-      connectTimeoutMs: 3000,
-      reconnectMinMs: 100,
-      reconnectMaxMs: 500,
-      requestTimeoutMs: 10_000,
-    },
-    { logger: createLogger('silent') },
-  );
+  const other = startTestLink({ url: bridge.url, login: shipA, topic: markerTopic, tls: { caFile: certs.caFile, rejectUnauthorized: true }, compression: 'deflate' });
   links.push(other);
-  other.start();
   await connected(other);
   expect(l.stats().connectedUrl).toBe(bridge.url);
   await other.producer().connect();
