@@ -2,12 +2,84 @@
  * The Kafka adapter: the only file that imports kafkajs. Everything else speaks to Kafka through the
  * small ports below, so the client library can be replaced without touching the gateway.
  */
-import kafkajs, { type SASLOptions } from 'kafkajs';
+import type { SASLOptions } from 'kafkajs';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import type { Logger } from 'pino';
+import { encodeProduceRequest, type ProduceMessage, type ProduceTopic } from './kafka-produce-request.js';
 
+const require = createRequire(import.meta.url);
+
+/*
+ * kafkajs 2.2.4 (pinned; it is no longer developed) is patched in three places, each measured:
+ *
+ * - Its Produce request is written by kafka-produce-request.ts instead of kafkajs's encoder, which
+ *   builds an object and a growing buffer for every record and header: the same bytes at a fraction
+ *   of the CPU and garbage. Codecs other than none and gzip keep kafkajs's own.
+ * - Grouping a send's records by partition copied the partition's array for every record (quadratic
+ *   in a batch's size); it now appends.
+ * - FindCoordinator answers are remembered, see below.
+ *
+ * The first two replace modules in require's cache before kafkajs is loaded, so kafkajs's own
+ * requires find them.
+ */
+type ProduceRequestFactory = (fields: {
+  acks: number;
+  timeout: number;
+  transactionalId?: string | null;
+  producerId?: unknown;
+  producerEpoch?: number;
+  compression?: number;
+  topicData: ProduceTopic[];
+}) => { apiKey: number; apiVersion: number; apiName: string; expectResponse(): boolean; encode(): Promise<unknown> };
+const gzipAsync = promisify(gzip);
+function replaceModule<T>(id: string, replace: (original: T) => T): void {
+  const path = require.resolve(id);
+  const original = require(path) as T;
+  require.cache[path]!.exports = replace(original);
+}
+replaceModule<ProduceRequestFactory>('kafkajs/src/protocol/requests/produce/v3/request.js', (kafkajsRequest) => (fields) => {
+  const codec = fields.compression ?? 0;
+  if (codec !== 0 && codec !== 1) return kafkajsRequest(fields);
+  return {
+    apiKey: 0,
+    apiVersion: 3,
+    apiName: 'Produce',
+    expectResponse: () => fields.acks !== 0,
+    async encode() {
+      const body = await encodeProduceRequest({
+        transactionalId: fields.transactionalId ?? null,
+        acks: fields.acks,
+        timeoutMs: fields.timeout,
+        producerId: fields.producerId === undefined || fields.producerId === null ? -1n : BigInt(String(fields.producerId)),
+        producerEpoch: fields.producerEpoch ?? 0,
+        codec,
+        compress: (records) => gzipAsync(records),
+        topicData: fields.topicData,
+        nowMs: Date.now(),
+      });
+      // kafkajs copies what an encoder's `buffer` holds into the request frame.
+      return { buf: body, buffer: body };
+    },
+  };
+});
+type GroupByPartition = (args: {
+  topic: string;
+  partitionMetadata: unknown[];
+  messages: ProduceMessage[];
+  partitioner: (args: { topic: string; partitionMetadata: unknown[]; message: ProduceMessage }) => number;
+}) => Record<number, ProduceMessage[]>;
+replaceModule<GroupByPartition>('kafkajs/src/producer/groupMessagesPerPartition.js', () => ({ topic, partitionMetadata, messages, partitioner }) => {
+  const grouped: Record<number, ProduceMessage[]> = {};
+  if (partitionMetadata.length === 0) return grouped;
+  for (const message of messages) (grouped[partitioner({ topic, partitionMetadata, message })] ??= []).push(message);
+  return grouped;
+});
+
+const kafkajs = require('kafkajs') as typeof import('kafkajs');
 const { Kafka, logLevel, CompressionTypes, Partitioners } = kafkajs;
 
 /*
@@ -23,7 +95,6 @@ const { Kafka, logLevel, CompressionTypes, Partitioners } = kafkajs;
  * CONCURRENT_TRANSACTIONS answer, which a transaction started right after a commit often gets.)
  * Consumers' clusters are left alone: a cluster remembers only once it has looked up a transaction
  * coordinator.
- * Patches kafkajs 2.2.4's Cluster (the version is pinned; kafkajs is no longer developed).
  */
 const COORDINATOR_MEMORY_MS = 30_000;
 const TRANSACTION_COORDINATOR = 1;
@@ -38,7 +109,7 @@ const coordinators = new WeakMap<object, Map<string, { metadata: unknown; atMs: 
 /** Bumped when a transaction fails: every remembered coordinator is looked up again. */
 let coordinatorGeneration = 0;
 {
-  const Cluster = createRequire(import.meta.url)('kafkajs/src/cluster/index.js') as { prototype: ClusterInternals };
+  const Cluster = require('kafkajs/src/cluster/index.js') as { prototype: ClusterInternals };
   const lookUp = Cluster.prototype.findGroupCoordinatorMetadata;
   Cluster.prototype.findGroupCoordinatorMetadata = async function (this: object, lookup: CoordinatorLookup) {
     let remembered = coordinators.get(this);
@@ -270,6 +341,33 @@ function headersToStrings(headers: Record<string, unknown> | undefined): Record<
   return out;
 }
 
+/**
+ * kafkajs's default partitioner (murmur2 of the key, as Java clients do), remembered per topic and
+ * key: a gateway sends the same few thousand container keys over and over, and kafkajs hashes each
+ * record's key afresh after filtering the partition list for it.
+ */
+function rememberingPartitioner(): ReturnType<typeof Partitioners.DefaultPartitioner> {
+  const hash = Partitioners.DefaultPartitioner();
+  const topics = new Map<string, { partitions: number; byKey: Map<string, number> }>();
+  return (args) => {
+    const { topic, partitionMetadata, message } = args;
+    if (message.partition !== null && message.partition !== undefined) return message.partition;
+    if (typeof message.key !== 'string') return hash(args);
+    let known = topics.get(topic);
+    if (!known || known.partitions !== partitionMetadata.length) {
+      known = { partitions: partitionMetadata.length, byKey: new Map() };
+      topics.set(topic, known);
+    }
+    let partition = known.byKey.get(message.key);
+    if (partition === undefined) {
+      partition = hash(args);
+      if (known.byKey.size >= 100_000) known.byKey.clear();
+      known.byKey.set(message.key, partition);
+    }
+    return partition;
+  };
+}
+
 type KafkaProducer = ReturnType<InstanceType<typeof Kafka>['producer']>;
 type TransactionOffsets = Parameters<Awaited<ReturnType<KafkaProducer['transaction']>>['sendOffsets']>[0];
 
@@ -285,7 +383,7 @@ function newTransactionalProducer(kafka: InstanceType<typeof Kafka>, transaction
     maxInFlightRequests: 1,
     transactionTimeout: transactionTimeoutMs ?? 30000,
     allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: rememberingPartitioner,
     // The coordinator answers CONCURRENT_TRANSACTIONS while it finishes the previous commit, which
     // takes it a few milliseconds: retries start at 1 ms and grow by half, so back-to-back
     // transactions do not each sleep 10 ms or more (measured: 3–8 ms less per transaction), while
@@ -369,7 +467,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
         idempotent,
         maxInFlightRequests: idempotent ? 1 : undefined,
         allowAutoTopicCreation: false,
-        createPartitioner: Partitioners.DefaultPartitioner,
+        createPartitioner: rememberingPartitioner,
         retry: { retries: options.retries ?? 3, initialRetryTime: 100, maxRetryTime: 2000 },
       });
       let connected = false;
