@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import type { Logger } from 'pino';
-import { encodeProduceRequest, type ProduceMessage, type ProduceTopic } from './kafka-produce-request.js';
+import { encodeProduceRequest, splitBySize, type ProduceMessage, type ProduceTopic } from './kafka-produce-request.js';
 
 const require = createRequire(import.meta.url);
 
@@ -371,6 +371,13 @@ function rememberingPartitioner(): ReturnType<typeof Partitioners.DefaultPartiti
 type KafkaProducer = ReturnType<InstanceType<typeof Kafka>['producer']>;
 type TransactionOffsets = Parameters<Awaited<ReturnType<KafkaProducer['transaction']>>['sendOffsets']>[0];
 
+/**
+ * Most record bytes (uncompressed, as written) in one Produce request: under the broker's default
+ * message.max.bytes (1,048,588), which a partition's batch must not exceed. A transaction larger than
+ * this is sent in several requests.
+ */
+const MAX_PRODUCE_BYTES = 1_000_000;
+
 /** Attempts at a transaction refused with CONCURRENT_TRANSACTIONS before it fails (see commitTransaction). */
 const CONCURRENT_TRANSACTION_ATTEMPTS = 20;
 const CONCURRENT_TRANSACTION_WAIT_MS = 25;
@@ -418,8 +425,9 @@ async function commitTransaction(
   for (let attempt = 1; ; attempt += 1) {
     const transaction = await producer.transaction();
     try {
-      for (const send of sends) {
-        if (send.messages.length > 0) await transaction.send({ topic: send.topic, acks: -1, compression, messages: send.messages });
+      // All topics in one Produce request, split only to keep each partition's batch under the broker's limit.
+      for (const topicMessages of splitBySize(sends, MAX_PRODUCE_BYTES)) {
+        if (topicMessages.length > 0) await transaction.sendBatch({ acks: -1, compression, topicMessages });
       }
       if (offsets) await transaction.sendOffsets(offsets);
     } catch (error) {

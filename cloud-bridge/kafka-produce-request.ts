@@ -76,6 +76,66 @@ export async function encodeProduceRequest(fields: ProduceRequestFields): Promis
   return Buffer.concat(parts);
 }
 
+export interface TopicMessages<M extends ProduceMessage = ProduceMessage> {
+  topic: string;
+  messages: M[];
+}
+
+/**
+ * Splits topics' messages into groups whose records take at most maxBytes as written, uncompressed,
+ * so that one Produce request per group keeps every partition's batch under the broker's
+ * message.max.bytes however many records a transaction holds. Order is kept; a record larger than
+ * maxBytes goes alone (and the broker refuses it).
+ */
+export function splitBySize<M extends ProduceMessage>(sends: readonly { topic: string; messages: readonly M[] }[], maxBytes: number): TopicMessages<M>[][] {
+  let bound = 0;
+  for (const send of sends) for (const message of send.messages) bound += cheapBound(message);
+  if (bound <= maxBytes) return [sends.filter((s) => s.messages.length > 0).map((s) => ({ topic: s.topic, messages: [...s.messages] }))];
+  const groups: TopicMessages<M>[][] = [];
+  let group: TopicMessages<M>[] = [];
+  let groupBytes = 0;
+  for (const send of sends) {
+    let current: M[] = [];
+    for (const message of send.messages) {
+      const bytes = recordBodyBytes(message, 0, 0) + MAX_VARINT_SLACK;
+      if (groupBytes + bytes > maxBytes && groupBytes > 0) {
+        if (current.length > 0) group.push({ topic: send.topic, messages: current });
+        groups.push(group);
+        group = [];
+        current = [];
+        groupBytes = 0;
+      }
+      current.push(message);
+      groupBytes += bytes;
+    }
+    if (current.length > 0) group.push({ topic: send.topic, messages: current });
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
+}
+
+/** The length prefix (5), a timestamp delta (10 against 1) and an offset delta (5 against 1) at their longest. */
+const MAX_VARINT_SLACK = 5 + 9 + 4;
+
+/** At least a record's written size, without measuring strings: UTF-8 takes at most 3 bytes per UTF-16 unit. */
+function cheapBound(message: ProduceMessage): number {
+  let bytes = 40 + rawBound(message.key) + rawBound(message.value);
+  const headers = message.headers;
+  if (headers) {
+    for (const name in headers) {
+      const value = headers[name];
+      if (Array.isArray(value)) for (const v of value as readonly HeaderValue[]) bytes += 10 + 3 * name.length + rawBound(v);
+      else bytes += 10 + 3 * name.length + rawBound(value as HeaderValue);
+    }
+  }
+  return bytes;
+}
+
+function rawBound(value: string | Buffer | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  return typeof value === 'string' ? 3 * value.length : value.length;
+}
+
 /** One partition's records as a v2 record batch, baseOffset and length included. */
 async function recordBatch(fields: ProduceRequestFields, partition: ProducePartition): Promise<Buffer> {
   const { messages } = partition;

@@ -396,7 +396,7 @@ export const configSchema = z
           .default('kafka')
           .describe('kafka: straight to the Kafka brokers. mqtt: over MQTT to the bridge service (`reefer-bridge serve`), for links that cannot hold a Kafka connection; see docs/bridge.md.'),
         bridge: uplinkBridge.optional().describe('The bridge service, for uplink.mode mqtt.'),
-        batchSize: z.number().int().min(1).max(100000).default(3000).describe('Most readings per transaction. A transaction costs several round trips to Kafka whatever its size, so a backlog drains faster in large ones; a live stream sends what has arrived meanwhile and never waits to fill one. Keep a batch under the broker\'s message.max.bytes (1 MB by default) uncompressed, about 200 bytes a reading.'),
+        batchSize: z.number().int().min(1).max(100000).default(10000).describe('Most readings per transaction. A transaction costs several round trips to Kafka whatever its size, so a backlog drains faster in large ones; a live stream sends what has arrived meanwhile and never waits to fill one. A transaction is sent in Produce requests of at most 1 MB of records (uncompressed; about 200 bytes a reading), under the broker\'s default message.max.bytes.'),
         minBackoffMs: z.number().int().min(10).max(600000).default(250).describe('First retry delay after Kafka failed.'),
         maxBackoffMs: z.number().int().min(10).max(3600000).default(15000).describe('Longest retry delay while Kafka stays unreachable.'),
         idlePollMs: z.number().int().min(1).max(60000).default(250).describe('How often an idle uplink checks the outbox.'),

@@ -201,13 +201,8 @@ const SHED_CHUNK_ROWS = 5000;
 const LANE_CODE: Record<Lane, number> = { routine: 0, alarm: 1 };
 const LANE_NAME: readonly Lane[] = ['routine', 'alarm'];
 
-interface RawRow {
-  seq: number;
-  container: number;
-  received_ms: number;
-  lane: number;
-  value: Buffer;
-}
+/** An outbox row as SQLite returns it in raw mode (an array, one object fewer per reading): seq, container, received_ms, lane, value. */
+type RawRow = [number, number, number, number, Buffer];
 
 /**
  * AUTOINCREMENT for the same reason as command_status: the uplink's marker names committed dead
@@ -436,9 +431,9 @@ export function openOutbox(options: OutboxOptions): Outbox {
   const bumpLedger = db.prepare(
     'INSERT INTO ledger (container_id, reason, count) VALUES (?, ?, ?) ON CONFLICT(container_id, reason) DO UPDATE SET count = count + excluded.count',
   );
-  const selectRows = db.prepare<[number, number, number], RawRow>(
-    'SELECT seq, container, received_ms, lane, value FROM outbox WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?',
-  );
+  const selectRows = db
+    .prepare<[number, number, number], RawRow>('SELECT seq, container, received_ms, lane, value FROM outbox WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?')
+    .raw(true);
   const deleteRow = db.prepare<[number], { size: number; lane: number }>(
     `DELETE FROM outbox WHERE seq = ? RETURNING length(value) + ${ROW_OVERHEAD_BYTES} AS size, lane`,
   );
@@ -705,12 +700,12 @@ export function openOutbox(options: OutboxOptions): Outbox {
       return { seqs: result.seqs };
     },
     peek(limit, bounds = {}) {
-      return selectRows.all(bounds.minSeq ?? 0, Math.min(bounds.maxSeq ?? Number.MAX_SAFE_INTEGER, durableSeq), limit).map((r) => ({
-        seq: r.seq,
-        containerId: containerIdOf(r.container),
-        receivedMs: r.received_ms,
-        lane: LANE_NAME[r.lane] ?? 'routine',
-        value: r.value,
+      return selectRows.all(bounds.minSeq ?? 0, Math.min(bounds.maxSeq ?? Number.MAX_SAFE_INTEGER, durableSeq), limit).map(([seq, container, receivedMs, lane, value]) => ({
+        seq,
+        containerId: containerIdOf(container),
+        receivedMs,
+        lane: LANE_NAME[lane] ?? 'routine',
+        value,
       }));
     },
     remove(seqs) {

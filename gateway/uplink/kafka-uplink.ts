@@ -171,6 +171,23 @@ function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> 
   });
 }
 
+/** Rows read from the outbox in one call while the next batch is read ahead. */
+const PREFETCH_SLICE = 1000;
+
+/** The last sequence number taken in each lane (0 for none). */
+interface Cursor {
+  live: number;
+  backlog: number;
+}
+
+/** One transaction's readings: their rows, and their records in the same order. */
+interface Batch {
+  live: OutboxRow[];
+  backlog: OutboxRow[];
+  liveRecords: KafkaRecord[];
+  backlogRecords: KafkaRecord[];
+}
+
 function rangeOf(rows: readonly OutboxRow[]): SeqRange | undefined {
   return rows.length > 0 ? [rows[0]!.seq, rows[rows.length - 1]!.seq] : undefined;
 }
@@ -189,6 +206,10 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
   let producer: TransactionalProducerPort | undefined;
   let needsRecovery = true;
   let inFlight: SeqRange[] = [];
+  /** The batch read while the previous transaction was in flight. */
+  let next: { generation: number; batch: Promise<Batch | undefined> } | undefined;
+  /** Bumped by every failed transaction: a batch read before it is read again after recovery. */
+  let batchGeneration = 0;
   let replayUntil = 0;
   let replayTokens = 0;
   let replayRefillMs = deps.now();
@@ -251,6 +272,7 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
   async function failed(error: unknown, message = 'Kafka unavailable; readings stay in the outbox'): Promise<void> {
     deps.onError?.(error);
     needsRecovery = true;
+    batchGeneration += 1;
     inFlight = [];
     dropProducer();
     if (!running) {
@@ -280,10 +302,14 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
     needsRecovery = false;
   }
 
-  function takeBatch(): { live: OutboxRow[]; backlog: OutboxRow[] } {
-    if (!options.liveFirst) return { live: deps.outbox.peek(options.batchSize), backlog: [] };
-    const live = deps.outbox.peek(options.batchSize, { minSeq: replayUntil + 1 });
-    const room = options.batchSize - live.length;
+  /**
+   * Up to `limit` readings after the cursor: fresh ones first, then the backlog at the replay rate.
+   * The cursor holds the last sequence number already taken in each lane (0 for none).
+   */
+  function takeBatch(limit: number, after: Cursor = { live: 0, backlog: 0 }): { live: OutboxRow[]; backlog: OutboxRow[] } {
+    if (!options.liveFirst) return { live: deps.outbox.peek(limit, { minSeq: after.live + 1 }), backlog: [] };
+    const live = deps.outbox.peek(limit, { minSeq: Math.max(replayUntil, after.live) + 1 });
+    const room = limit - live.length;
     if (room <= 0) return { live, backlog: [] };
     let allowance = room;
     if (options.replayRatePerSecond > 0) {
@@ -292,9 +318,44 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
       replayRefillMs = now;
       allowance = Math.min(room, Math.floor(replayTokens));
     }
-    const backlog = allowance > 0 ? deps.outbox.peek(allowance, { maxSeq: replayUntil }) : [];
+    const backlog = allowance > 0 ? deps.outbox.peek(allowance, { minSeq: after.backlog + 1, maxSeq: replayUntil }) : [];
     if (options.replayRatePerSecond > 0) replayTokens -= backlog.length;
     return { live, backlog };
+  }
+
+  function toBatch(rows: { live: OutboxRow[]; backlog: OutboxRow[] }): Batch {
+    return { ...rows, liveRecords: rows.live.map((r) => toRecord(r, false)), backlogRecords: rows.backlog.map((r) => toRecord(r, true)) };
+  }
+
+  /**
+   * Reads and encodes the batch after `current` while Kafka works on `current`: a drain's reading and
+   * encoding then overlap its round trips instead of adding to them. In slices, between which the
+   * event loop serves the transaction in flight. Undefined when a failure or a stop made it moot.
+   */
+  async function prefetch(current: Batch, generation: number): Promise<Batch | undefined> {
+    const next: Batch = { live: [], backlog: [], liveRecords: [], backlogRecords: [] };
+    const cursor: Cursor = {
+      live: current.live.length > 0 ? current.live[current.live.length - 1]!.seq : 0,
+      backlog: current.backlog.length > 0 ? current.backlog[current.backlog.length - 1]!.seq : 0,
+    };
+    try {
+      while (next.live.length + next.backlog.length < options.batchSize) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (!running || generation !== batchGeneration) return undefined;
+        const slice = toBatch(takeBatch(Math.min(PREFETCH_SLICE, options.batchSize - next.live.length - next.backlog.length), cursor));
+        if (slice.live.length + slice.backlog.length === 0) break;
+        next.live.push(...slice.live);
+        next.backlog.push(...slice.backlog);
+        next.liveRecords.push(...slice.liveRecords);
+        next.backlogRecords.push(...slice.backlogRecords);
+        if (slice.live.length > 0) cursor.live = slice.live[slice.live.length - 1]!.seq;
+        if (slice.backlog.length > 0) cursor.backlog = slice.backlog[slice.backlog.length - 1]!.seq;
+      }
+    } catch {
+      // Taken again, and any error met again, on the loop's own path.
+      return undefined;
+    }
+    return next;
   }
 
   function statusSend(): TopicRecords[] {
@@ -331,7 +392,12 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
           replayUntil = Math.max(replayUntil, deps.outbox.lastSeq());
         }
       }
-      const { live, backlog } = takeBatch();
+      const ahead = next;
+      next = undefined;
+      const prefetched = ahead ? await ahead.batch : undefined;
+      if (abandoned) return;
+      const batch = prefetched && ahead!.generation === batchGeneration ? prefetched : toBatch(takeBatch(options.batchSize));
+      const { live, backlog } = batch;
       const dead = options.deadLetterTopic ? deps.outbox.deadLetters(options.batchSize) : [];
       const deadRange: SeqRange | undefined = dead.length > 0 ? [dead[0]!.id, dead[dead.length - 1]!.id] : undefined;
       const commandStatuses = options.commandStatusTopic ? deps.outbox.commandStatuses(options.batchSize) : [];
@@ -360,7 +426,7 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
       }
       const ranges = [rangeOf(live), rangeOf(backlog)].filter((r): r is SeqRange => r !== undefined);
       const sends: TopicRecords[] = [
-        { topic: options.topic, records: [...live.map((r) => toRecord(r, false)), ...backlog.map((r) => toRecord(r, true))] },
+        { topic: options.topic, records: batch.backlogRecords.length > 0 ? [...batch.liveRecords, ...batch.backlogRecords] : batch.liveRecords },
         ...(dead.length > 0 ? [{ topic: options.deadLetterTopic, records: dead.map((d) => deadLetterRecord(d, options.gatewayId)) }] : []),
         ...(commandStatuses.length > 0
           ? [
@@ -387,7 +453,10 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
       try {
         // The previous transaction's removals reach the disk before this marker replaces its marker.
         await deps.outbox.durable();
-        await withTimeout('transaction', producer!.commit(sends, marker));
+        const committing = withTimeout('transaction', producer!.commit(sends, marker));
+        // A full batch means more is waiting: read it meanwhile.
+        if (live.length + backlog.length >= options.batchSize) next = { generation: batchGeneration, batch: prefetch(batch, batchGeneration) };
+        await committing;
       } catch (error) {
         if (abandoned) return;
         await failed(error);

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { crc32c, encodeProduceRequest, type ProduceMessage, type ProduceTopic } from '../../cloud-bridge/kafka-produce-request.js';
+import { crc32c, encodeProduceRequest, splitBySize, type ProduceMessage, type ProduceTopic } from '../../cloud-bridge/kafka-produce-request.js';
 
 /** kafkajs 2.2.4's own Produce v3 request, the reference the writer must match byte for byte. */
 type KafkajsRequest = (fields: Record<string, unknown>) => { encode(): Promise<{ buffer: Buffer }> };
@@ -92,6 +92,41 @@ describe('Produce request writer', () => {
     const batchAt = 2 + 2 + 4 + 4 + 2 + 1 + 4 + 4 + 4;
     expect(ours.readBigInt64BE(batchAt + 27)).toBe(BigInt(nowMs));
     expect(ours.readBigInt64BE(batchAt + 35)).toBe(BigInt(nowMs));
+  });
+
+  it('splits a large transaction into requests whose records stay under the byte limit, in order, and leaves a small one whole', async () => {
+    const telemetry = messages(3000, 4);
+    const status = messages(2, 8);
+    const small = splitBySize([{ topic: 'telemetry', messages: telemetry.slice(0, 10) }, { topic: 'status', messages: status }, { topic: 'empty', messages: [] }], 100_000);
+    expect(small).toEqual([[{ topic: 'telemetry', messages: telemetry.slice(0, 10) }, { topic: 'status', messages: status }]]);
+
+    const limit = 100_000;
+    const groups = splitBySize([{ topic: 'telemetry', messages: telemetry }, { topic: 'status', messages: status }], limit);
+    expect(groups.length).toBeGreaterThan(5);
+    // Every message once, in order, under its own topic.
+    expect(groups.flat().filter((g) => g.topic === 'telemetry').flatMap((g) => g.messages)).toEqual(telemetry);
+    expect(groups.flat().filter((g) => g.topic === 'status').flatMap((g) => g.messages)).toEqual(status);
+    for (const [i, group] of groups.entries()) {
+      // Written as one partition's batch (the worst case), the records take at most the limit.
+      const request = await encodeProduceRequest({
+        transactionalId: 'tx',
+        acks: -1,
+        timeoutMs: 1,
+        producerId: 1n,
+        producerEpoch: 0,
+        codec: 0,
+        topicData: [{ topic: 't', partitions: [{ partition: 0, messages: group.flatMap((g) => g.messages) }] }],
+        nowMs: T0,
+      });
+      const batchHeaderAndRequestHead = 2 + 2 + 2 + 4 + 4 + 2 + 1 + 4 + 4 + 4 + 61;
+      expect(request.length - batchHeaderAndRequestHead).toBeLessThanOrEqual(limit);
+      // And the groups before the last are filled, not split needlessly small.
+      if (i < groups.length - 1) expect(request.length - batchHeaderAndRequestHead).toBeGreaterThan(limit * 0.9);
+    }
+    expect(groups.at(-1)!.length).toBeGreaterThan(0);
+
+    const huge = { key: 'k', value: Buffer.alloc(limit * 2) };
+    expect(splitBySize([{ topic: 't', messages: [telemetry[0]!, huge, telemetry[1]!] }], limit).map((g) => g.flatMap((t) => t.messages))).toEqual([[telemetry[0]], [huge], [telemetry[1]]]);
   });
 
   it('computes CRC-32C (Castagnoli) over any alignment', () => {
