@@ -14,14 +14,15 @@ import { encodeProduceRequest, splitBySize, type ProduceMessage, type ProduceTop
 const require = createRequire(import.meta.url);
 
 /*
- * kafkajs 2.2.4 (pinned; it is no longer developed) is patched in three places, each measured:
+ * kafkajs 2.2.4 (pinned; it is no longer developed) is patched in four places, each measured:
  *
  * - Its Produce request is written by kafka-produce-request.ts instead of kafkajs's encoder, which
  *   builds an object and a growing buffer for every record and header: the same bytes at a fraction
  *   of the CPU and garbage. Codecs other than none and gzip keep kafkajs's own.
  * - Grouping a send's records by partition copied the partition's array for every record (quadratic
  *   in a batch's size); it now appends.
- * - FindCoordinator answers are remembered, see below.
+ * - FindCoordinator answers are remembered, and the coordinator's CONCURRENT_TRANSACTIONS retried in
+ *   place; see below.
  *
  * The first two replace modules in require's cache before kafkajs is loaded, so kafkajs's own
  * requires find them.
@@ -125,6 +126,34 @@ let coordinatorGeneration = 0;
     remembered.set(key, { metadata, atMs: Date.now(), generation: coordinatorGeneration });
     return metadata;
   };
+}
+
+/*
+ * Right after a commit the coordinator answers the next transaction's first request
+ * (AddPartitionsToTxn, or AddOffsetsToTxn when it carries offsets alone) with CONCURRENT_TRANSACTIONS
+ * until it has written the previous transaction's markers, a few milliseconds. kafkajs treats that
+ * like a stale route: it refreshes the cluster's metadata (a round trip) and backs off before trying
+ * again. The broker requests retry it in place instead, after 1 ms and growing, for up to about half
+ * a second; past that the answer reaches kafkajs as before.
+ */
+const CONCURRENT_RETRY_WAITS_MS = [1, 1, 2, 2, 4, 4, 8, 8, 16, 16, 32, 32, 64, 64, 128, 128];
+{
+  type BrokerRequest = (this: unknown, request: unknown) => Promise<unknown>;
+  const Broker = require('kafkajs/src/broker/index.js') as { prototype: Record<'addPartitionsToTxn' | 'addOffsetsToTxn', BrokerRequest> };
+  for (const name of ['addPartitionsToTxn', 'addOffsetsToTxn'] as const) {
+    const send = Broker.prototype[name];
+    Broker.prototype[name] = async function (this: unknown, request: unknown) {
+      for (const waitMs of CONCURRENT_RETRY_WAITS_MS) {
+        try {
+          return await send.call(this, request);
+        } catch (error) {
+          if ((error as { type?: unknown } | null)?.type !== 'CONCURRENT_TRANSACTIONS') throw error;
+          await new Promise((resolve) => setTimeout(resolve, waitMs));
+        }
+      }
+      return send.call(this, request);
+    };
+  }
 }
 
 export interface KafkaClientOptions {
