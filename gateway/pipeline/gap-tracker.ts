@@ -59,7 +59,16 @@ export function createGapTracker(options: GapTrackerOptions): GapTracker {
   };
 }
 
+/** Scratch for median(): called for every reading, so it sorts in place here instead of allocating. */
+const scratch = new Float64Array(HISTORY);
+
 function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
+  const n = values.length;
+  for (let i = 0; i < n; i++) {
+    const v = values[i]!;
+    let j = i;
+    for (; j > 0 && scratch[j - 1]! > v; j--) scratch[j] = scratch[j - 1]!;
+    scratch[j] = v;
+  }
+  return scratch[Math.floor(n / 2)]!;
 }
