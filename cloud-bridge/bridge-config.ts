@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { isPasswordHash } from './bridge-password.js';
 import {
   applyFlags,
+  applySaslPasswordEnv,
   deepFreeze,
   describeIssues,
   fileMapping,
@@ -138,10 +139,17 @@ export const BRIDGE_FLAGS = {
 
 export type BridgeFlag = keyof typeof BRIDGE_FLAGS;
 
-export function resolveBridgeConfig(sources: { file?: unknown; fileName?: string; flags?: Partial<Record<BridgeFlag, string>> }): Readonly<BridgeConfig> {
+export function resolveBridgeConfig(sources: {
+  file?: unknown;
+  fileName?: string;
+  /** Read for REEFER_KAFKA_SASL_PASSWORD only. */
+  env?: Readonly<Record<string, string | undefined>>;
+  flags?: Partial<Record<BridgeFlag, string>>;
+}): Readonly<BridgeConfig> {
   const file = fileMapping(sources.file, sources.fileName);
   if (!file.ok) throw new BridgeConfigError([file.problem]);
   const merged = file.merged;
+  applySaslPasswordEnv(merged, sources.env);
   applyFlags(merged, BRIDGE_FLAGS, sources.flags ?? {});
   const result = bridgeConfigSchema.safeParse(merged);
   if (!result.success) throw new BridgeConfigError(describeIssues(result.error.issues, merged, SECRET_KEYS));

@@ -146,10 +146,13 @@ export function parseServeArgs(argv: readonly string[]): ServeArgs {
   }
 }
 
-export function loadBridgeConfig(args: { configPath?: string; flags: Partial<Record<BridgeFlag, string>> }): Readonly<BridgeConfig> {
+export function loadBridgeConfig(
+  args: { configPath?: string; flags: Partial<Record<BridgeFlag, string>> },
+  env: Readonly<Record<string, string | undefined>> = {},
+): Readonly<BridgeConfig> {
   const read = readConfigFile(args.configPath);
   if (!read.ok) throw new BridgeConfigError([read.problem]);
-  return resolveBridgeConfig({ file: read.file, fileName: args.configPath, flags: args.flags });
+  return resolveBridgeConfig({ file: read.file, fileName: args.configPath, env, flags: args.flags });
 }
 
 export const serveSubcommand: BridgeSubcommand = {
@@ -166,7 +169,7 @@ export const serveSubcommand: BridgeSubcommand = {
     }
     let config: Readonly<BridgeConfig>;
     try {
-      config = loadBridgeConfig(args);
+      config = loadBridgeConfig(args, io.env);
     } catch (error) {
       if (error instanceof BridgeConfigError) {
         io.stderr.write(`reefer-bridge serve: ${error.message}\n`);

@@ -3,6 +3,7 @@
  * and environment strings into the parsed file, turning validation issues into messages that name the
  * key, the value and what was expected (never showing a secret), and freezing the result.
  */
+import { SASL_PASSWORD_ENV } from './kafka-flags.js';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -50,6 +51,19 @@ export function applyFlags(merged: Record<string, unknown>, specs: Readonly<Reco
     const spec = specs[flag];
     if (spec && raw !== undefined) setPath(merged, spec.key, convertFlag(spec.kind, raw));
   }
+}
+
+/**
+ * The Kafka SASL password from the environment (REEFER_KAFKA_SASL_PASSWORD) over the file's, for a
+ * configuration whose kafka.sasl section names the mechanism and user: the secret can then stay out of
+ * the file (a container's secret, a systemd credential). Ignored without that section.
+ */
+export function applySaslPasswordEnv(merged: Record<string, unknown>, env: Readonly<Record<string, string | undefined>> | undefined): void {
+  const password = env?.[SASL_PASSWORD_ENV];
+  const kafka = merged.kafka;
+  if (!password || typeof kafka !== 'object' || kafka === null) return;
+  const sasl = (kafka as Record<string, unknown>).sasl;
+  if (typeof sasl === 'object' && sasl !== null && !Array.isArray(sasl)) (sasl as Record<string, unknown>).password = password;
 }
 
 export function describeValue(value: unknown): string {
@@ -122,7 +136,7 @@ export const kafkaSaslSchema = z
   .object({
     mechanism: z.enum(['scram-sha-512', 'scram-sha-256', 'plain']).describe('Required: SASL mechanism; plain sends the password itself, so it needs kafka.tls.'),
     username: z.string().min(1).describe('Required: Kafka user name.'),
-    password: z.string().min(1).describe('Required: Kafka password; never logged.'),
+    password: z.string().min(1).describe('Required: Kafka password; never logged. The environment variable REEFER_KAFKA_SASL_PASSWORD, when set, takes its place, so the password can stay out of the file.'),
   })
   .strict();
 

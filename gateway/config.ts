@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import {
   applyFlags,
+  applySaslPasswordEnv,
   deepFreeze,
   describeIssues,
   describeValue,
@@ -561,6 +562,7 @@ export function resolveConfig(sources: ConfigSources): Readonly<GatewayConfig> {
   // Environment variables (REEFER_ + the flag in upper snake case; empty ones ignored), then flags.
   const fromEnv = Object.fromEntries(Object.keys(CONFIG_FLAGS).map((flag) => [flag, sources.env?.[`REEFER_${flag.toUpperCase().replace(/-/g, '_')}`] || undefined]));
   applyFlags(merged, CONFIG_FLAGS, fromEnv);
+  applySaslPasswordEnv(merged, sources.env);
   applyFlags(merged, CONFIG_FLAGS, sources.flags ?? {});
   const result = configSchema.safeParse(merged);
   if (!result.success) throw new ConfigError(describeIssues(result.error.issues, merged, SECRET_KEYS));

@@ -87,6 +87,44 @@ describe('bridge configuration', () => {
     expect(config.kafka.tls?.rejectUnauthorized).toBe(true);
   });
 
+  it('takes the Kafka SASL password from REEFER_KAFKA_SASL_PASSWORD over the file, on both sides, only where a sasl section names the user', () => {
+    const base = { mqtt: { port: 1883, usersFile: 'u.txt' } };
+    const env = { REEFER_KAFKA_SASL_PASSWORD: 'from-env' };
+    const kafka = { sasl: { mechanism: 'scram-sha-512', username: 'bridge' }, tls: {} };
+    expect(resolveBridgeConfig({ file: { ...base, kafka }, env }).kafka.sasl?.password).toBe('from-env');
+    expect(resolveConfig({ file: { kafka }, env }).kafka.sasl?.password).toBe('from-env');
+    const withFilePassword = { ...kafka, sasl: { ...kafka.sasl, password: 'from-file' } };
+    expect(resolveBridgeConfig({ file: { ...base, kafka: withFilePassword }, env }).kafka.sasl?.password).toBe('from-env');
+    expect(resolveConfig({ file: { kafka: withFilePassword } }).kafka.sasl?.password).toBe('from-file');
+    // Without a sasl section the variable changes nothing (it may be set for analytics on the same host).
+    expect(resolveBridgeConfig({ file: base, env }).kafka.sasl).toBeUndefined();
+    expect(resolveConfig({ file: {}, env }).kafka.sasl).toBeUndefined();
+    // Neither the file's nor the environment's password, when missing, is guessed at.
+    expect(gatewayProblems({ kafka })).toEqual(['kafka.sasl.password: expected string, received undefined, got a hidden value']);
+  });
+
+  it('lets `reefer-bridge serve` read the password from its environment', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-env-'));
+    try {
+      const configPath = join(dir, 'bridge.yaml');
+      // No users file and no port: the configuration is refused after the password was applied, and the
+      // refusal never shows it.
+      writeFileSync(configPath, 'kafka:\n  sasl: { mechanism: scram-sha-512, username: bridge }\n  tls: {}\n');
+      let err = '';
+      const code = await runBridgeCli(['serve', '--config', configPath], {
+        stdout: { write: () => true },
+        stderr: { write: (t: string) => ((err += t), true) },
+        env: { REEFER_KAFKA_SASL_PASSWORD: 'env-secret-123' },
+      } as never);
+      expect(code).not.toBe(0);
+      expect(err).not.toContain('kafka.sasl.password');
+      expect(err).not.toContain('env-secret-123');
+      expect(err).toContain('mqtt');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('reads a users file of gatewayId:hash lines, never quoting a hash in its problems', async () => {
     const hash = await hashPassword('pw', { logN: 10, r: 8, p: 1 });
     const parsed = parseBridgeUsersFile(`# gateways\nship-7:${hash}\n\nbad id:${hash}\nship-8:notahash\nship-9:${hash}:extra\n`);
