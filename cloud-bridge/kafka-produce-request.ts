@@ -193,10 +193,12 @@ async function recordBatch(fields: ProduceRequestFields, partition: ProduceParti
   return batch;
 }
 
+/** Whole milliseconds; the request's time for a record without a usable timestamp. */
 function timestampOf(message: ProduceMessage, nowMs: number): number {
   const t = message.timestamp;
   if (t === undefined || t === null || t === '' || t === 0) return nowMs;
-  return typeof t === 'number' ? t : Number(t);
+  const ms = Math.trunc(typeof t === 'number' ? t : Number(t));
+  return Number.isSafeInteger(ms) ? ms : nowMs;
 }
 
 function recordBodyBytes(message: ProduceMessage, timestampDelta: number, offsetDelta: number): number {

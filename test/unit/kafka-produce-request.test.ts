@@ -87,11 +87,24 @@ describe('Produce request writer', () => {
       topicData: [{ topic: 't', partitions: [{ partition: 0, messages: undated }] }],
       nowMs,
     });
+    // A fraction of a millisecond is dropped, and a timestamp that is no number dates the record now.
+    const odd = await encodeProduceRequest({
+      transactionalId: null,
+      acks: 1,
+      timeoutMs: 1000,
+      producerId: -1n,
+      producerEpoch: 0,
+      codec: 0,
+      topicData: [{ topic: 't', partitions: [{ partition: 0, messages: [{ value: 'a', timestamp: T0 + 0.7 }, { value: 'b', timestamp: 'soon' }] }] }],
+      nowMs,
+    });
     // Request head (2 + 2 + 4), topic array and name (4 + 2 + 1), partitions (4), partition and size
     // (4 + 4), then the batch: firstTimestamp sits 8 + 4 + 4 + 1 + 4 + 2 + 4 = 27 bytes into it.
     const batchAt = 2 + 2 + 4 + 4 + 2 + 1 + 4 + 4 + 4;
     expect(ours.readBigInt64BE(batchAt + 27)).toBe(BigInt(nowMs));
     expect(ours.readBigInt64BE(batchAt + 35)).toBe(BigInt(nowMs));
+    expect(odd.readBigInt64BE(batchAt + 27)).toBe(BigInt(T0));
+    expect(odd.readBigInt64BE(batchAt + 35)).toBe(BigInt(nowMs));
   });
 
   it('splits a large transaction into requests whose records stay under the byte limit, in order, and leaves a small one whole', async () => {
