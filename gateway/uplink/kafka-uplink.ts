@@ -395,7 +395,7 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
       const ahead = next;
       next = undefined;
       const prefetched = ahead ? await ahead.batch : undefined;
-      if (abandoned) return;
+      if (abandoned || !running) return;
       const batch = prefetched && ahead!.generation === batchGeneration ? prefetched : toBatch(takeBatch(options.batchSize));
       const { live, backlog } = batch;
       const dead = options.deadLetterTopic ? deps.outbox.deadLetters(options.batchSize) : [];
