@@ -592,9 +592,11 @@ async function drain(broker: KafkaBroker): Promise<Record<string, number>> {
     const first = await g.sample();
     const started = performance.now();
     let last = first;
+    let peakRss = first.rssBytes;
     await waitFor(
       async () => {
         last = await g.sample();
+        peakRss = Math.max(peakRss, last.rssBytes);
         return last.outboxCount === 0;
       },
       600_000,
@@ -612,6 +614,8 @@ async function drain(broker: KafkaBroker): Promise<Record<string, number>> {
       drainPerSecond: round(drained / (drainMs / 1000)),
       drainCpuMicrosPerReading: round(cpuMicros / Math.max(1, drained), 2),
       uplinkBytesPerReading: round((topicLogBytes(broker, g.topic) - topicBefore) / backlog.outboxCount, 1),
+      gatewayRssBeforeMb: round(backlog.rssBytes / MB, 1),
+      gatewayPeakRssMb: round(peakRss / MB, 1),
     };
     log(`drain ${JSON.stringify(out)}`);
     return out;
@@ -703,6 +707,7 @@ function printTable(results: Record<string, unknown>): void {
   add('drain', 'outboxBytesPerReading', 'B on disk per reading (checkpointed)');
   add('drain', 'outboxBytesPerReadingWithWal', 'B on disk per reading (db + WAL)');
   add('drain', 'uplinkBytesPerReading', 'B per reading in Kafka log segments (compressed)');
+  add('drain', 'gatewayPeakRssMb', 'MB gateway RSS at the peak of the drain');
   add('memory', 'rssConnectedMb', `MB RSS, ${MEMORY_DEVICES} devices connected`);
   add('memory', 'rssPeakMb', `MB RSS peak, ${MEMORY_DEVICES} devices publishing`);
   add('stages', 'mqttQos1PerSecond', 'stage alone: MQTT listener QoS 1, no-op sink');
