@@ -243,8 +243,20 @@ function writeRecord(w: Writer, message: ProduceMessage, bodyBytes: number, time
 /** Bytes of a varint-length-prefixed field: -1 for null. */
 function bytesField(value: string | Buffer | null | undefined): number {
   if (value === null || value === undefined) return 1;
-  const n = typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
+  const n = typeof value === 'string' ? utf8Length(value) : value.length;
   return varintBytes(zigzag(n)) + n;
+}
+
+/**
+ * Keys and header values are short and almost always ASCII: measured and copied here, they skip a
+ * call into C++ each (Buffer.byteLength, buf.write), which cost more than the bytes themselves.
+ */
+const SHORT_STRING = 64;
+
+function utf8Length(s: string): number {
+  if (s.length > SHORT_STRING) return Buffer.byteLength(s, 'utf8');
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
+  return s.length;
 }
 
 function stringBytes(value: string | null): number {
@@ -308,9 +320,12 @@ class Writer {
   bytes(v: string | Buffer | null | undefined): this {
     if (v === null || v === undefined) return this.varint(1);
     if (typeof v === 'string') {
-      const n = Buffer.byteLength(v, 'utf8');
+      const n = utf8Length(v);
       this.varint(zigzag(n));
-      this.buf.write(v, this.pos, n, 'utf8');
+      if (n === v.length && n <= SHORT_STRING) {
+        const buf = this.buf;
+        for (let i = 0; i < n; i++) buf[this.pos + i] = v.charCodeAt(i);
+      } else this.buf.write(v, this.pos, n, 'utf8');
       this.pos += n;
     } else {
       this.varint(zigzag(v.length));

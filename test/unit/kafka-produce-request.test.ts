@@ -63,6 +63,8 @@ describe('Produce request writer', () => {
       // Readings waited days in an outage: a timestamp delta beyond 2^31 ms.
       { key: Buffer.from('raw-key'), value: 'text value', headers: {}, timestamp: String(T0 + 30 * 86_400_000) },
       { value: Buffer.from('no key at all'), timestamp: String(T0 + 5) },
+      // Strings past the short-string path, ASCII and not.
+      { key: 'K'.repeat(100), value: 'v'.repeat(300), headers: { long: 'h'.repeat(65), wide: 'ü'.repeat(70) }, timestamp: String(T0 + 6) },
     ];
     const { reference, ours } = await both([{ topic: 't', partitions: [{ partition: 5, messages: odd }] }], {
       transactionalId: null,
