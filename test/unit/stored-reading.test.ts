@@ -59,6 +59,8 @@ describe('the stored form of a reading', () => {
       roundTrip(sampleReading({ temperature: v, latitude: v, carbon_dioxide_level: v }));
     }
     roundTrip(sampleReading({ content_type: -(2 ** 31), defrost_cycle: 2 ** 31 - 1, product_id: 'Prodüct ✓ '.repeat(40) }));
+    // Container ids short and ASCII (the usual), long, and not ASCII.
+    for (const container_id of ['MSCU1234567', 'C'.repeat(64), 'C'.repeat(65), 'Kühl-7', '集装箱-1'.repeat(12)]) roundTrip(sampleReading({ container_id }));
   });
 
   it('reads back thousands of generated readings exactly', () => {
