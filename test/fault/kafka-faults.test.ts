@@ -45,7 +45,11 @@ describe('Kafka faults under load', () => {
 
     const reader = await readTopic(broker.bootstrap, gw.topic);
     try {
-      const report = await awaitDelivery(`Kafka stopped ${OUTAGE_S} s, ${buffered} buffered`, reader, load.acknowledged(), { timeoutMs: 90_000, quietMs: 2000 });
+      const report = await awaitDelivery(`Kafka stopped ${OUTAGE_S} s, ${buffered} buffered`, reader, load.acknowledged(), {
+        timeoutMs: 90_000,
+        quietMs: 2000,
+        diagnose: () => gw.gateway.status(),
+      });
       expect(report.lost).toBe(0);
       expect(report.duplicated).toBe(0);
       expect(report.altered).toEqual([]);
@@ -73,7 +77,7 @@ describe('Kafka faults under load', () => {
 
     const reader = await readTopic(broker.bootstrap, gw.topic);
     try {
-      const report = await awaitDelivery(`Kafka frozen ${FREEZE_S} s`, reader, load.acknowledged(), { timeoutMs: 90_000, quietMs: 2000 });
+      const report = await awaitDelivery(`Kafka frozen ${FREEZE_S} s`, reader, load.acknowledged(), { timeoutMs: 90_000, quietMs: 2000, diagnose: () => gw.gateway.status() });
       expect(report.lost).toBe(0);
       expect(report.duplicated).toBe(0);
     } finally {

@@ -7,7 +7,12 @@ export async function awaitDelivery(
   label: string,
   reader: TopicReader,
   acknowledged: readonly ReeferReading[],
-  options: { timeoutMs: number; quietMs: number },
+  options: {
+    timeoutMs: number;
+    quietMs: number;
+    /** What the system under test says of itself, printed when readings are missing (where they went). */
+    diagnose?: () => unknown;
+  },
 ): Promise<DeliveryReport> {
   const wanted = new Set(acknowledged.map((r) => readingKey(r.container_id, r.measurement_time)));
   const deadline = Date.now() + options.timeoutMs;
@@ -24,5 +29,11 @@ export async function awaitDelivery(
       (report.unexpected > 0 ? ` / delivered without acknowledgement ${report.unexpected}` : '') +
       '\n',
   );
+  if (report.lost > 0) {
+    const have = new Set(reader.records().map((r) => readingKey(r.value.container_id, r.value.measurement_time)));
+    const missing = acknowledged.filter((r) => !have.has(readingKey(r.container_id, r.measurement_time))).slice(0, 10);
+    process.stdout.write(`[${label}] missing: ${JSON.stringify(missing.map((r) => ({ container: r.container_id, measurementTime: r.measurement_time })))}\n`);
+    if (options.diagnose) process.stdout.write(`[${label}] state: ${JSON.stringify(options.diagnose())}\n`);
+  }
   return report;
 }
