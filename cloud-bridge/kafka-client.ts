@@ -73,10 +73,23 @@ type GroupByPartition = (args: {
   messages: ProduceMessage[];
   partitioner: (args: { topic: string; partitionMetadata: unknown[]; message: ProduceMessage }) => number;
 }) => Record<number, ProduceMessage[]>;
+/*
+ * kafkajs looks each partition's leader up in its metadata and silently leaves out the records of a
+ * partition it finds no metadata for (Cluster.findLeaderForPartitions): the send would succeed without
+ * them, and the uplink would forget readings Kafka never got. A partition missing from the metadata
+ * the records were grouped by fails the send instead, as metadata not loaded: kafkajs refreshes its
+ * metadata and tries again.
+ */
+const { KafkaJSMetadataNotLoaded } = require('kafkajs/src/errors.js') as { KafkaJSMetadataNotLoaded: new (message: string, details?: object) => Error };
 replaceModule<GroupByPartition>('kafkajs/src/producer/groupMessagesPerPartition.js', () => ({ topic, partitionMetadata, messages, partitioner }) => {
   const grouped: Record<number, ProduceMessage[]> = {};
   if (partitionMetadata.length === 0) return grouped;
-  for (const message of messages) (grouped[partitioner({ topic, partitionMetadata, message })] ??= []).push(message);
+  const known = new Set(partitionMetadata.map((p) => (p as { partitionId: number }).partitionId));
+  for (const message of messages) {
+    const partition = partitioner({ topic, partitionMetadata, message });
+    if (!known.has(partition)) throw new KafkaJSMetadataNotLoaded(`no metadata for partition ${partition} of ${topic}`, { topic, partition });
+    (grouped[partition] ??= []).push(message);
+  }
   return grouped;
 });
 
