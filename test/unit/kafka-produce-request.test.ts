@@ -79,27 +79,15 @@ describe('Produce request writer', () => {
   it('dates records without a timestamp at the request time', async () => {
     const nowMs = Date.now();
     const undated = messages(5, 1).map((m) => ({ ...m, timestamp: undefined }));
-    const ours = await encodeProduceRequest({
-      transactionalId: null,
-      acks: 1,
-      timeoutMs: 1000,
-      producerId: -1n,
-      producerEpoch: 0,
-      codec: 0,
-      topicData: [{ topic: 't', partitions: [{ partition: 0, messages: undated }] }],
-      nowMs,
-    });
+    // One partition of topic 't', plain: the first batch's timestamps sit at fixed places.
+    const plain = (records: ProduceMessage[]) =>
+      encodeProduceRequest({ transactionalId: null, acks: 1, timeoutMs: 1000, producerId: -1n, producerEpoch: 0, codec: 0, topicData: [{ topic: 't', partitions: [{ partition: 0, messages: records }] }], nowMs });
+    const ours = await plain(undated);
     // A fraction of a millisecond is dropped, and a timestamp that is no number dates the record now.
-    const odd = await encodeProduceRequest({
-      transactionalId: null,
-      acks: 1,
-      timeoutMs: 1000,
-      producerId: -1n,
-      producerEpoch: 0,
-      codec: 0,
-      topicData: [{ topic: 't', partitions: [{ partition: 0, messages: [{ value: 'a', timestamp: T0 + 0.7 }, { value: 'b', timestamp: 'soon' }] }] }],
-      nowMs,
-    });
+    const odd = await plain([
+      { value: 'a', timestamp: T0 + 0.7 },
+      { value: 'b', timestamp: 'soon' },
+    ]);
     // Request head (2 + 2 + 4), topic array and name (4 + 2 + 1), partitions (4), partition and size
     // (4 + 4), then the batch: firstTimestamp sits 8 + 4 + 4 + 1 + 4 + 2 + 4 = 27 bytes into it.
     const batchAt = 2 + 2 + 4 + 4 + 2 + 1 + 4 + 4 + 4;
