@@ -10,6 +10,8 @@
  * Layouts: https://kafka.apache.org/documentation/#recordbatch and #record.
  */
 
+import { utf8Length, writeUtf8 } from '../schemas/short-ascii.js';
+
 export type HeaderValue = string | Buffer | null | undefined;
 
 export interface ProduceMessage {
@@ -247,24 +249,12 @@ function bytesField(value: string | Buffer | null | undefined): number {
   return varintBytes(zigzag(n)) + n;
 }
 
-/**
- * Keys and header values are short and almost always ASCII: measured and copied here, they skip a
- * call into C++ each (Buffer.byteLength, buf.write), which cost more than the bytes themselves.
- */
-const SHORT_STRING = 64;
-
-function utf8Length(s: string): number {
-  if (s.length > SHORT_STRING) return Buffer.byteLength(s, 'utf8');
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
-  return s.length;
-}
-
 function stringBytes(value: string | null): number {
-  return value === null ? 0 : Buffer.byteLength(value, 'utf8');
+  return value === null ? 0 : utf8Length(value);
 }
 
 /** Zigzag encoding of a signed integer, exact up to 2^52 in magnitude. */
-export function zigzag(n: number): number {
+function zigzag(n: number): number {
   return n >= 0 ? n * 2 : -n * 2 - 1;
 }
 
@@ -311,22 +301,15 @@ class Writer {
   }
   nullableString(v: string | null): this {
     if (v === null) return this.int16(-1);
-    const n = Buffer.byteLength(v, 'utf8');
-    this.int16(n);
-    this.buf.write(v, this.pos, n, 'utf8');
-    this.pos += n;
+    this.int16(utf8Length(v));
+    this.pos = writeUtf8(this.buf, this.pos, v);
     return this;
   }
   bytes(v: string | Buffer | null | undefined): this {
     if (v === null || v === undefined) return this.varint(1);
     if (typeof v === 'string') {
-      const n = utf8Length(v);
-      this.varint(zigzag(n));
-      if (n === v.length && n <= SHORT_STRING) {
-        const buf = this.buf;
-        for (let i = 0; i < n; i++) buf[this.pos + i] = v.charCodeAt(i);
-      } else this.buf.write(v, this.pos, n, 'utf8');
-      this.pos += n;
+      this.varint(zigzag(utf8Length(v)));
+      this.pos = writeUtf8(this.buf, this.pos, v);
     } else {
       this.varint(zigzag(v.length));
       v.copy(this.buf, this.pos);

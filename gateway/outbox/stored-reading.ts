@@ -24,6 +24,7 @@
 import { Buffer } from 'node:buffer';
 import { TELEMETRY_SCHEMA, TELEMETRY_WRITER_VERSION } from '../../schemas/avro.js';
 import type { ReeferReading, Transport } from '../../schemas/reefer-reading.js';
+import { utf8Length, writeUtf8 } from '../../schemas/short-ascii.js';
 
 const TRANSPORTS: readonly Transport[] = ['mqtt', 'serial', 'upstream'];
 const TRANSPORT_CODE: Readonly<Record<Transport, number>> = { mqtt: 0, serial: 1, upstream: 2 };
@@ -148,16 +149,8 @@ export function storedTelemetryBody(row: StoredRowContext & { value: Buffer }, g
   cursor.at += KIND_BYTES;
   if (cursor.at > value.length) throw new Error(`outbox row ${row.seq}: truncated value`);
 
-  const id = row.containerId;
-  let at: number;
-  if (isShortAscii(id)) {
-    // Container ids are short ASCII: copied here, they skip two calls into C++.
-    at = writeVarint(out, 0, 2 * id.length);
-    for (let i = 0; i < id.length; i++) out[at++] = id.charCodeAt(i);
-  } else {
-    at = writeVarint(out, 0, 2 * Buffer.byteLength(id));
-    at += out.write(id, at, 'utf8');
-  }
+  let at = writeVarint(out, 0, 2 * utf8Length(row.containerId));
+  at = writeUtf8(out, at, row.containerId);
   at = writeVarint(out, at, zigzag(row.receivedMs - delta));
   if (productLength === 0) out[at++] = 0;
   else {
@@ -197,12 +190,6 @@ export function storedTelemetryBody(row: StoredRowContext & { value: Buffer }, g
   at += TRANSPORT_AVRO[transport]!.copy(out, at);
   at = writeVarint(out, at, zigzag(row.receivedMs));
   return Buffer.from(out.subarray(0, at));
-}
-
-function isShortAscii(s: string): boolean {
-  if (s.length > 64) return false;
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
-  return true;
 }
 
 /** A nullable int stored as zigzag + 1 (0: null), as its Avro union. */
