@@ -60,10 +60,8 @@ export function applyFlags(merged: Record<string, unknown>, specs: Readonly<Reco
  */
 export function applySaslPasswordEnv(merged: Record<string, unknown>, env: Readonly<Record<string, string | undefined>> | undefined): void {
   const password = env?.[SASL_PASSWORD_ENV];
-  const kafka = merged.kafka;
-  if (!password || typeof kafka !== 'object' || kafka === null) return;
-  const sasl = (kafka as Record<string, unknown>).sasl;
-  if (typeof sasl === 'object' && sasl !== null && !Array.isArray(sasl)) (sasl as Record<string, unknown>).password = password;
+  const sasl = getPath(merged, ['kafka', 'sasl']);
+  if (password && typeof sasl === 'object' && sasl !== null && !Array.isArray(sasl)) setPath(merged, 'kafka.sasl.password', password);
 }
 
 export function describeValue(value: unknown): string {
@@ -120,16 +118,25 @@ export function readConfigFile(path: string | undefined): { ok: true; file: unkn
   }
 }
 
+/**
+ * TLS to a server the gateway or the bridge connects to: which CAs sign its certificate, a client
+ * certificate when it wants one (with its key), and whether to check it at all. `server` names the
+ * server's certificate(s), `client` the client certificate, `requirers` who may ask for one.
+ */
+export function clientTlsSchema(text: { server: string; client: string; requirers: string }) {
+  return z
+    .object({
+      caFile: z.string().min(1).optional().describe(`PEM file of the CAs that sign ${text.server}; the system's CAs when absent.`),
+      certFile: z.string().min(1).optional().describe(`PEM file of ${text.client}, for ${text.requirers} that require one (with keyFile).`),
+      keyFile: z.string().min(1).optional().describe('PEM file of its private key.'),
+      rejectUnauthorized: z.boolean().default(true).describe(`Check ${text.server}; false only to diagnose, never in production.`),
+    })
+    .strict()
+    .refine((tls) => (tls.certFile === undefined) === (tls.keyFile === undefined), { path: ['keyFile'], message: 'expected certFile and keyFile together' });
+}
+
 /** TLS to Kafka brokers, as the gateway's and the bridge's `kafka.tls` take it. */
-export const kafkaTlsSchema = z
-  .object({
-    caFile: z.string().min(1).optional().describe("PEM file of the CAs that sign the brokers' certificates; the system's CAs when absent."),
-    certFile: z.string().min(1).optional().describe('PEM file of a client certificate, for brokers that require one (with keyFile).'),
-    keyFile: z.string().min(1).optional().describe('PEM file of its private key.'),
-    rejectUnauthorized: z.boolean().default(true).describe("Check the brokers' certificates; false only to diagnose, never in production."),
-  })
-  .strict()
-  .refine((tls) => (tls.certFile === undefined) === (tls.keyFile === undefined), { path: ['keyFile'], message: 'expected certFile and keyFile together' });
+export const kafkaTlsSchema = clientTlsSchema({ server: "the brokers' certificates", client: 'a client certificate', requirers: 'brokers' });
 
 /** SASL to Kafka brokers, as the gateway's and the bridge's `kafka.sasl` take it. */
 export const kafkaSaslSchema = z

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import {
   applyFlags,
   applySaslPasswordEnv,
+  clientTlsSchema,
   deepFreeze,
   describeIssues,
   describeValue,
@@ -108,15 +109,7 @@ const uplinkBridge = z
     username: z.string().min(1).optional().describe('User name at the bridge: the gateway id, which is what it is when absent (the bridge knows a gateway by its login).'),
     password: z.string().min(1).optional().describe('Password at the bridge; never logged. Or passwordFile.'),
     passwordFile: z.string().min(1).optional().describe('File whose first line is the password, read at start (keeps it out of the config file).'),
-    tls: z
-      .object({
-        caFile: z.string().min(1).optional().describe("PEM file of the CAs that sign the bridge's certificate; the system's CAs when absent."),
-        certFile: z.string().min(1).optional().describe("PEM file of the gateway's client certificate, for bridges that require one (with keyFile)."),
-        keyFile: z.string().min(1).optional().describe('PEM file of its private key.'),
-        rejectUnauthorized: z.boolean().default(true).describe("Check the bridge's certificate; false only to diagnose, never in production."),
-      })
-      .strict()
-      .refine((tls) => (tls.certFile === undefined) === (tls.keyFile === undefined), { path: ['keyFile'], message: 'expected certFile and keyFile together' })
+    tls: clientTlsSchema({ server: "the bridge's certificate", client: "the gateway's client certificate", requirers: 'bridges' })
       .optional()
       .describe('TLS settings for mqtts:// URLs.'),
     compression: z
