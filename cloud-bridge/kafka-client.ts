@@ -14,18 +14,19 @@ import { encodeProduceRequest, splitBySize, type ProduceMessage, type ProduceTop
 const require = createRequire(import.meta.url);
 
 /*
- * kafkajs 2.2.4 (pinned; it is no longer developed) is patched in four places, each measured:
+ * kafkajs 2.2.4 (pinned; it is no longer developed) is patched in four modules:
  *
  * - Its Produce request is written by kafka-produce-request.ts instead of kafkajs's encoder, which
  *   builds an object and a growing buffer for every record and header: the same bytes at a fraction
  *   of the CPU and garbage. Codecs other than none and gzip keep kafkajs's own.
  * - Grouping a send's records by partition copied the partition's array for every record (quadratic
- *   in a batch's size); it now appends.
+ *   in a batch's size); it now appends, and a partition missing from kafkajs's metadata fails the
+ *   send instead of being left out of it.
  * - FindCoordinator answers are remembered, and the coordinator's CONCURRENT_TRANSACTIONS retried in
  *   place; see below.
  *
- * The first two replace modules in require's cache before kafkajs is loaded, so kafkajs's own
- * requires find them.
+ * These two replace modules in require's cache before kafkajs is loaded, so kafkajs's own requires
+ * find them; the Cluster and Broker patches change prototypes.
  */
 type ProduceRequestFactory = (fields: {
   acks: number;
@@ -452,11 +453,10 @@ async function registerTransactionalId(producer: KafkaProducer): Promise<void> {
 }
 
 /**
- * Sends the records and the offsets in one transaction. A transaction whose first request is
- * AddOffsetsToTxn (offsets alone, e.g. a batch whose records were all duplicates) is answered
- * CONCURRENT_TRANSACTIONS while the coordinator still completes the previous commit, and kafkajs
- * retries that only for records: such a refusal aborts the attempt (nothing of it is visible) and
- * the transaction is tried again.
+ * Sends the records and the offsets in one transaction. CONCURRENT_TRANSACTIONS on AddPartitionsToTxn
+ * and AddOffsetsToTxn is retried in place for about half a second (the Broker patch above); one that
+ * still reaches this function, from those or from another step, aborts the attempt (nothing of it
+ * is visible) and the transaction is tried again, for about five seconds more.
  */
 async function commitTransaction(
   producer: KafkaProducer,
