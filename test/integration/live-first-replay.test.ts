@@ -1,27 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createFleet } from '../../device-sim/fleet.js';
 import { connectDevice } from '../../device-sim/mqtt-transport.js';
-import { startTestGateway, type GatewayUnderTest } from '../harness/gateway-under-test.js';
-import { startKafkaBroker, type KafkaBroker } from '../harness/kafka-broker.js';
+import { ownBroker } from '../harness/own-broker.js';
 import { readTopic } from '../harness/topic-reader.js';
 
 // This test stops Kafka, so it has a broker of its own.
-let broker: KafkaBroker;
-let gw: GatewayUnderTest | undefined;
-beforeAll(async () => {
-  broker = await startKafkaBroker();
-});
-afterAll(async () => {
-  await gw?.close();
-  await broker?.close();
-});
+const own = ownBroker();
 
 describe('live-first replay', () => {
   it('after an outage sends fresh readings ahead of a rate-limited backlog, which keeps its order and event times and is marked replayed', async () => {
-    gw = await startTestGateway(broker.bootstrap, {
+    const broker = own.broker();
+    const gw = await own.startGateway({
       uplink: { minBackoffMs: 100, maxBackoffMs: 1000, replayRatePerSecond: 500, batchSize: 200, liveFirstAfterMs: 1000 },
     });
-    await expect.poll(() => gw!.gateway.status().uplink, { timeout: 30_000 }).toBe('up');
+    await expect.poll(() => gw.gateway.status().uplink, { timeout: 30_000 }).toBe('up');
     await broker.stop();
 
     const fleet = createFleet({ mqttUrl: gw.mqttUrl, devices: 10, countPerDevice: 300, ratePerSecond: 0, seed: 5, qos: 1, form: 'canonical-json' });

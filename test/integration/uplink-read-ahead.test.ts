@@ -1,28 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createFleet } from '../../device-sim/fleet.js';
-import { startTestGateway, type GatewayUnderTest } from '../harness/gateway-under-test.js';
-import { startKafkaBroker, type KafkaBroker } from '../harness/kafka-broker.js';
+import { ownBroker } from '../harness/own-broker.js';
 import { readTopic } from '../harness/topic-reader.js';
 
 // This test stops Kafka, so it has a broker of its own.
-let broker: KafkaBroker;
-let gw: GatewayUnderTest | undefined;
-beforeAll(async () => {
-  broker = await startKafkaBroker();
-});
-afterAll(async () => {
-  await gw?.close();
-  await broker?.close();
-});
+const own = ownBroker();
 
 describe('draining a backlog in full batches', () => {
   it('reads each next batch ahead, and with Kafka stopped mid-drain still delivers every reading once, in outbox order per partition', async () => {
     const batchSize = 250;
-    gw = await startTestGateway(broker.bootstrap, {
+    const broker = own.broker();
+    const gw = await own.startGateway({
       // In outbox order (no live-first replay), so the order in Kafka shows whether a batch read ahead was skipped or repeated.
       uplink: { minBackoffMs: 100, maxBackoffMs: 500, batchSize, liveFirst: false, operationTimeoutMs: 4000 },
     });
-    await expect.poll(() => gw!.gateway.status().uplink, { timeout: 30_000 }).toBe('up');
+    await expect.poll(() => gw.gateway.status().uplink, { timeout: 30_000 }).toBe('up');
     await broker.stop();
 
     const fleet = createFleet({ mqttUrl: gw.mqttUrl, devices: 12, countPerDevice: 250, ratePerSecond: 0, seed: 9, qos: 1, form: 'canonical-json' });
@@ -33,13 +25,13 @@ describe('draining a backlog in full batches', () => {
 
     await broker.start();
     // A few full batches in, Kafka goes away while the next ones are in flight and read ahead.
-    await expect.poll(() => gw!.gateway.status().outbox.count, { timeout: 60_000, interval: 20 }).toBeLessThanOrEqual(total - 2 * batchSize);
+    await expect.poll(() => gw.gateway.status().outbox.count, { timeout: 60_000, interval: 20 }).toBeLessThanOrEqual(total - 2 * batchSize);
     await broker.stop();
-    await expect.poll(() => gw!.gateway.status().uplink, { timeout: 30_000 }).toBe('down');
+    await expect.poll(() => gw.gateway.status().uplink, { timeout: 30_000 }).toBe('down');
     const left = gw.gateway.status().outbox.count;
     expect(left).toBeGreaterThan(0);
     await broker.start();
-    await expect.poll(() => gw!.gateway.status().outbox.count, { timeout: 90_000 }).toBe(0);
+    await expect.poll(() => gw.gateway.status().outbox.count, { timeout: 90_000 }).toBe(0);
 
     // Read once the drain is over, by a consumer that never saw the outage (a consumer that did may
     // read again what it had not committed).
