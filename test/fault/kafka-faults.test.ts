@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { awaitDelivery } from '../harness/fault-report.js';
 import { startFaultLoad } from '../harness/fault-load.js';
-import { startTestGateway, type GatewayUnderTest } from '../harness/gateway-under-test.js';
-import { startKafkaBroker, type KafkaBroker } from '../harness/kafka-broker.js';
+import type { GatewayUnderTest } from '../harness/gateway-under-test.js';
+import { ownBroker } from '../harness/own-broker.js';
 import { readTopic } from '../harness/topic-reader.js';
 
 // These tests stop and freeze Kafka, so they share a broker of their own.
@@ -10,28 +10,20 @@ const OUTAGE_S = Number(process.env.REEFER_OUTAGE_S ?? 60);
 const FREEZE_S = Number(process.env.REEFER_FREEZE_S ?? 30);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-let broker: KafkaBroker;
-const gateways: GatewayUnderTest[] = [];
-beforeAll(async () => {
-  broker = await startKafkaBroker();
-});
-afterAll(async () => {
-  for (const gw of gateways) await gw.close();
-  await broker?.close();
-});
+const own = ownBroker();
 
-async function gatewayOn(bootstrap: string): Promise<GatewayUnderTest> {
-  const gw = await startTestGateway(bootstrap, {
+async function gatewayOn(): Promise<GatewayUnderTest> {
+  const gw = await own.startGateway({
     uplink: { minBackoffMs: 100, maxBackoffMs: 2000, operationTimeoutMs: 4000, probeIntervalMs: 1000 },
   });
-  gateways.push(gw);
   await expect.poll(() => gw.gateway.status().uplink, { timeout: 30_000 }).toBe('up');
   return gw;
 }
 
 describe('Kafka faults under load', () => {
   it(`keeps every acknowledged reading through Kafka stopped for ${OUTAGE_S} s, and delivers each once`, async () => {
-    const gw = await gatewayOn(broker.bootstrap);
+    const broker = own.broker();
+    const gw = await gatewayOn();
     const load = startFaultLoad({ mqttUrl: gw.mqttUrl, devices: 10, ratePerSecond: 300, seed: 1 });
     await sleep(3000);
     await broker.stop();
@@ -59,7 +51,8 @@ describe('Kafka faults under load', () => {
   });
 
   it(`detects Kafka frozen (SIGSTOP) for ${FREEZE_S} s as down, keeps buffering, and delivers each acknowledged reading once after it resumes`, async () => {
-    const gw = await gatewayOn(broker.bootstrap);
+    const broker = own.broker();
+    const gw = await gatewayOn();
     const load = startFaultLoad({ mqttUrl: gw.mqttUrl, devices: 10, ratePerSecond: 300, seed: 2 });
     await sleep(3000);
     broker.freeze();
