@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { createMqttAuthenticator, mayPublish, maySubscribe, parseCredentialsFile, type AuthRefusal, type MqttIdentity, type MqttUser } from './mqtt-auth.js';
 import { checkTopic, createLogThrottle, createPacketSizeGuard, createRateLimiter, type PacketSizeGuard, type TopicRefusal } from './mqtt-limits.js';
@@ -253,6 +254,13 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
     containers.delete(containerId);
     if (clients.size === 0) commandSubscribers.delete(containerId);
   }
+  /**
+   * Whether telemetry is routed on to subscribers: once anything other than a device's own commands
+   * is subscribed to (only anonymous clients may), from then on. Until then nothing can match it.
+   */
+  let routeTelemetry = false;
+  /** Sockets corked while this tick's acknowledgements are written; uncorked together on the next tick. */
+  const corked = new Set<Writable>();
   /** Per client, settles once its last held publish was handed on. */
   const gates = new WeakMap<Client, Promise<void>>();
   let closing: Promise<void> | undefined;
@@ -372,12 +380,51 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
     }
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     deps.onTelemetry({ containerId: match[1]!, topic: packet.topic, payload, clientId: client.id }).then(
-      () => callback(null),
+      () => acknowledge(client, callback),
       (error: unknown) => {
         log.error({ err: error instanceof Error ? error.message : String(error), clientId: client.id }, 'reading not stored; device not acknowledged');
         callback(error instanceof Error ? error : new Error(String(error)));
       },
     );
+  }
+
+  /**
+   * Lets aedes write the PUBACK (or PUBREC) of a durable reading, into a corked socket: the readings
+   * of one group commit settle in the same tick, so a device's acknowledgements leave in one write
+   * instead of one system call each.
+   */
+  function acknowledge(client: Client, callback: (error?: Error | null) => void): void {
+    const conn = client.conn as Writable;
+    if (!corked.has(conn)) {
+      if (corked.size === 0) process.nextTick(uncorkAll);
+      conn.cork();
+      corked.add(conn);
+    }
+    callback(null);
+  }
+
+  function uncorkAll(): void {
+    for (const conn of corked) conn.uncork();
+    corked.clear();
+  }
+
+  /**
+   * aedes hands every publish on to its subscribers after authorizePublish: a copy of the packet, two
+   * topic matches and two promises, more than the rest of the MQTT work for a reading. Telemetry is
+   * taken in authorizePublish already, and while nothing but commands is subscribed to no one can
+   * receive it: it skips the routing. A retained publish does not, so a later subscriber gets it.
+   */
+  function skipTelemetryRouting(b: Aedes): void {
+    type Publish = (packet: PublishPacket, client: Client | null, done?: (error?: Error | null) => void) => void;
+    const route = (b.publish as unknown as Publish).bind(b);
+    const publish: Publish = (packet, client, done) => {
+      if (!routeTelemetry && client !== null && typeof client === 'object' && typeof done === 'function' && !packet.retain && TELEMETRY_TOPIC.test(packet.topic)) {
+        done(null);
+        return;
+      }
+      route(packet, client, done);
+    };
+    (b as unknown as { publish: Publish }).publish = publish;
   }
 
   /** A refused subscription gets the failure code 0x80 in its SUBACK [MQTT-3.9.3]; the connection stays. */
@@ -447,11 +494,16 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
         clients -= 1;
         deps.onClientCountChange?.(clients);
       });
+      skipTelemetryRouting(b);
       b.on('subscribe', (subscriptions, client) => {
         for (const sub of subscriptions) {
-          const match = COMMANDS_TOPIC.exec(sub.topic);
           // aedes reports refused subscriptions too, with the failure code as their QoS.
-          if (!match || (sub.qos as number) === 128) continue;
+          if ((sub.qos as number) === 128) continue;
+          const match = COMMANDS_TOPIC.exec(sub.topic);
+          if (!match) {
+            routeTelemetry = true;
+            continue;
+          }
           commandSubscription(client, match[1]!, sub.qos);
           deps.onCommandSubscribe?.(match[1]!, client.id);
         }
@@ -461,7 +513,10 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
         const restored = (client as unknown as { subscriptions?: Record<string, { qos?: number }> }).subscriptions ?? {};
         for (const [topic, sub] of Object.entries(restored)) {
           const match = COMMANDS_TOPIC.exec(topic);
-          if (!match) continue;
+          if (!match) {
+            routeTelemetry = true;
+            continue;
+          }
           commandSubscription(client, match[1]!, sub.qos ?? 0);
           deps.onCommandSubscribe?.(match[1]!, client.id);
         }
