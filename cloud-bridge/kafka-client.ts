@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
+import { gzip, gzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import { encodeProduceRequest, splitBySize, type ProduceMessage, type ProduceTopic } from './kafka-produce-request.js';
 
@@ -38,6 +38,15 @@ type ProduceRequestFactory = (fields: {
   topicData: ProduceTopic[];
 }) => { apiKey: number; apiVersion: number; apiName: string; expectResponse(): boolean; encode(): Promise<unknown> };
 const gzipAsync = promisify(gzip);
+/**
+ * A batch this small is compressed on the event loop: handing it to libuv's threads costs about four
+ * times the compression itself (~0.2 against ~0.05 ms for 13 KB), and a live stream's transactions
+ * carry one small batch per partition.
+ */
+const SYNC_GZIP_MAX_BYTES = 16 * 1024;
+function gzipBatch(records: Buffer): Promise<Buffer> {
+  return records.length <= SYNC_GZIP_MAX_BYTES ? Promise.resolve(gzipSync(records)) : gzipAsync(records);
+}
 function replaceModule<T>(id: string, replace: (original: T) => T): void {
   const path = require.resolve(id);
   const original = require(path) as T;
@@ -59,7 +68,7 @@ replaceModule<ProduceRequestFactory>('kafkajs/src/protocol/requests/produce/v3/r
         producerId: fields.producerId === undefined || fields.producerId === null ? -1n : BigInt(String(fields.producerId)),
         producerEpoch: fields.producerEpoch ?? 0,
         codec,
-        compress: (records) => gzipAsync(records),
+        compress: gzipBatch,
         topicData: fields.topicData,
         nowMs: Date.now(),
       });
