@@ -7,6 +7,7 @@
  * publish and subscribe to, and the input limits (mqtt-limits.ts). Every refusal is counted and
  * logged without secrets.
  */
+import './quiet-packet-debug.js';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
