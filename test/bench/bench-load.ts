@@ -41,6 +41,8 @@ export interface LoadResult {
   ackP50Ms: number;
   ackP99Ms: number;
   ackMaxMs: number;
+  /** CPU time (user + system) of the load generator from the first publish to the last PUBACK, µs. */
+  cpuMicros: number;
 }
 
 /** Value at quantile q of sorted samples. */
@@ -90,6 +92,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
   let acked = 0;
   let errors = 0;
   const started = performance.now();
+  const cpuAtStart = process.cpuUsage();
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (finish = resolve));
 
@@ -148,6 +151,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
   }
   if (job.total > 0) await finished;
   const elapsedMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpuAtStart);
   const ok = Array.from(latencies).filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
   return {
     sent: job.total - errors,
@@ -158,6 +162,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
     ackP50Ms: round(quantile(ok, 0.5)),
     ackP99Ms: round(quantile(ok, 0.99)),
     ackMaxMs: round(ok.length > 0 ? ok[ok.length - 1]! : 0),
+    cpuMicros: cpu.user + cpu.system,
   };
 }
 

@@ -16,7 +16,8 @@
  *  - e2e: MQTT QoS 1 in, each reading durable in the outbox (sync=full) before its PUBACK, sent to Kafka
  *    in exactly-once transactions and deleted from the outbox after the commit; readings per second from
  *    the first publish until the last reading is committed in Kafka. Also the gateway's CPU time per
- *    reading (process.cpuUsage of the gateway process).
+ *    reading (process.cpuUsage of the gateway process), and the devices' and the broker's (from
+ *    /proc): together they give the rate the machine's cores allow at all (cpuBoundPerSecond).
  *  - latency: a paced offered load (5,000 readings/s, after a 3-second warm-up at that rate whose
  *    readings are reported apart); each reading carries its publish time as its
  *    measurement time and a read_committed consumer takes the time it sees the record, so the figure is
@@ -29,7 +30,7 @@
  *    validate, Avro encode, outbox batched insert, Kafka transactional producer, each alone.
  */
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -383,6 +384,8 @@ async function e2e(broker: KafkaBroker): Promise<Record<string, number>> {
     const load = startLoad(flatJob(g.mqttUrl, 'E', READINGS, Date.now() - 30 * 86_400_000));
     await load.connected;
     const started = performance.now();
+    const brokerCpuBefore = processCpuMicros(broker.pid());
+    const machineBefore = machineCpuTicks();
     let last = before;
     let peakRss = before.rssBytes;
     let peakBacklog = 0;
@@ -398,10 +401,12 @@ async function e2e(broker: KafkaBroker): Promise<Record<string, number>> {
       100,
     );
     const elapsedMs = performance.now() - started;
+    const brokerCpuAfter = processCpuMicros(broker.pid());
+    const machineAfter = machineCpuTicks();
     const result = await load.done;
     await load.close();
     const cpuMicros = last.cpuUserMicros + last.cpuSystemMicros - before.cpuUserMicros - before.cpuSystemMicros;
-    const out = {
+    const out: Record<string, number> = {
       readings: READINGS,
       endToEndPerSecond: round(READINGS / (elapsedMs / 1000)),
       ingestAckPerSecond: result.ackRatePerSecond,
@@ -415,6 +420,16 @@ async function e2e(broker: KafkaBroker): Promise<Record<string, number>> {
       duplicates: last.duplicates - before.duplicates,
       rejected: last.rejected - before.rejected,
     };
+    // The machine's CPU budget: the gateway, the devices and the broker share its cores, so a reading
+    // costs what the three spend on it together, and the cores divided by that bounds the rate.
+    if (brokerCpuBefore !== undefined && brokerCpuAfter !== undefined && machineBefore && machineAfter) {
+      out.loadCpuMicrosPerReading = round(result.cpuMicros / READINGS, 2);
+      out.brokerCpuMicrosPerReading = round((brokerCpuAfter - brokerCpuBefore) / READINGS, 2);
+      out.pipelineCpuMicrosPerReading = round(out.gatewayCpuMicrosPerReading! + out.loadCpuMicrosPerReading + out.brokerCpuMicrosPerReading, 2);
+      out.machineBusyPercent = round((100 * (machineAfter.busy - machineBefore.busy)) / (machineAfter.total - machineBefore.total), 1);
+      out.cpuBoundPerSecond = round((cpus().length * 1e6) / out.pipelineCpuMicrosPerReading);
+      out.shareOfCpuBound = round(out.endToEndPerSecond! / out.cpuBoundPerSecond, 2);
+    }
     log(`e2e ${JSON.stringify(out)}`);
     return out;
   } finally {
@@ -553,6 +568,27 @@ async function memory(broker: KafkaBroker): Promise<Record<string, number>> {
   } finally {
     await g.close();
   }
+}
+
+/** Clock ticks a second in /proc's CPU times. */
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** A process's CPU time so far (user + system), µs, from /proc; undefined where there is none. */
+function processCpuMicros(pid: number | undefined): number | undefined {
+  if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return undefined;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+}
+
+/** The whole machine's CPU time so far, busy and in all, in clock ticks (all cores); undefined without /proc. */
+function machineCpuTicks(): { busy: number; total: number } | undefined {
+  if (!existsSync('/proc/stat')) return undefined;
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
+  const total = ticks.reduce((sum, t) => sum + t, 0);
+  // idle and iowait
+  return { busy: total - ticks[3]! - (ticks[4] ?? 0), total };
 }
 
 function fileBytes(path: string): number {
@@ -696,6 +732,11 @@ function printTable(results: Record<string, unknown>): void {
   add('e2e', 'ingestAckPerSecond', 'PUBACKs/s during the run');
   add('e2e', 'gatewayCpuMicrosPerReading', 'µs of gateway CPU per reading');
   add('e2e', 'gatewayPeakRssMb', 'MB');
+  add('e2e', 'loadCpuMicrosPerReading', 'µs of the devices\' CPU per reading (MQTT.js, QoS 1)');
+  add('e2e', 'brokerCpuMicrosPerReading', 'µs of the Kafka broker\'s CPU per reading');
+  add('e2e', 'machineBusyPercent', '% of all cores busy during the run');
+  add('e2e', 'cpuBoundPerSecond', 'readings/s the cores allow at the three processes\' CPU per reading');
+  add('e2e', 'shareOfCpuBound', 'end-to-end ÷ that bound');
   add('latency', 'publishToCommittedP50Ms', `ms at ${String((results.latency as Record<string, unknown> | undefined)?.offeredPerSecond)}/s, publish → visible read_committed`);
   add('latency', 'publishToCommittedP99Ms', 'ms');
   add('latency', 'warmupPublishToCommittedP99Ms', 'ms, in the warm-up before (not counted above)');

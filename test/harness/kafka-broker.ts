@@ -84,6 +84,8 @@ export interface KafkaBroker {
   resume(): void;
   /** Stops the broker and removes its temp data folder if the harness made it. */
   close(): Promise<void>;
+  /** The JVM's process id while it runs. */
+  pid(): number | undefined;
 }
 
 const running = new Set<ChildProcess>();
@@ -212,6 +214,7 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
     resume() {
       child?.kill('SIGCONT');
     },
+    pid: () => child?.pid,
     async close() {
       await stop();
       if (ownsDataDir) rmSync(dataDir, { recursive: true, force: true });
