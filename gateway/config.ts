@@ -394,6 +394,15 @@ export const configSchema = z
         minBackoffMs: z.number().int().min(10).max(600000).default(250).describe('First retry delay after Kafka failed.'),
         maxBackoffMs: z.number().int().min(10).max(3600000).default(15000).describe('Longest retry delay while Kafka stays unreachable.'),
         idlePollMs: z.number().int().min(1).max(60000).default(250).describe('How often an idle uplink checks the outbox.'),
+        lingerMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(60000)
+          .default(0)
+          .describe(
+            'Least time from the end of one transaction to the start of the next while the uplink keeps up: readings gather into fewer, larger transactions. Each costs the gateway about a millisecond of CPU and Kafka several round trips whatever its size, so on a slow CPU (a Raspberry Pi) 100–500 saves much of the CPU at moderate rates, for that much latency. A backlog (a full batch) goes without waiting. 0 sends as soon as the last transaction ended.',
+          ),
         operationTimeoutMs: z
           .number()
           .int()

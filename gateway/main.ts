@@ -237,6 +237,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
       minBackoffMs: config.uplink.minBackoffMs,
       maxBackoffMs: config.uplink.maxBackoffMs,
       idlePollMs: config.uplink.idlePollMs,
+      lingerMs: config.uplink.lingerMs,
       operationTimeoutMs: config.uplink.operationTimeoutMs,
       probeIntervalMs: config.uplink.probeIntervalMs,
       liveFirst: config.uplink.liveFirst,

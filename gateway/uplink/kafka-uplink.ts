@@ -24,6 +24,11 @@ export interface UplinkOptions {
   maxBackoffMs: number;
   /** How often an idle uplink looks at the outbox even without being told of new rows. */
   idlePollMs: number;
+  /**
+   * While it keeps up (the last batch was not full), the uplink starts a transaction at least this
+   * long after the last one ended, so readings gather into fewer transactions. 0: at once.
+   */
+  lingerMs?: number;
   /** Longest one Kafka operation may take before the broker counts as hung. */
   operationTimeoutMs: number;
   /** How often an idle uplink checks that Kafka still answers. */
@@ -216,6 +221,8 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
   let lastProbeMs = deps.now();
   let lastStatusMs = 0;
   let statusDue = true;
+  /** When the last transaction committed. */
+  let lastCommitMs = 0;
 
   function setState(next: UplinkState): void {
     if (state === next || state === 'closed') return;
@@ -225,6 +232,13 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
     // The link is back: tell the status topic.
     if (next === 'up' && previous === 'down') statusDue = true;
     deps.onStateChange?.(state);
+  }
+
+  /** How much longer the next transaction waits for readings to gather; 0 to start it now. */
+  function lingerLeft(): number {
+    const left = (options.lingerMs ?? 0) - (deps.now() - lastCommitMs);
+    if (left <= 0 || next || deps.outbox.depth().count >= options.batchSize) return 0;
+    return left;
   }
 
   function sleep(ms: number): Promise<void> {
@@ -392,6 +406,10 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
           replayUntil = Math.max(replayUntil, deps.outbox.lastSeq());
         }
       }
+      // Keeping up with what arrives: let it gather for lingerMs after the last transaction. A backlog
+      // (a batch read ahead, or a full one waiting) goes at once.
+      for (let waitMs = lingerLeft(); waitMs > 0 && running; waitMs = lingerLeft()) await sleep(waitMs);
+      if (abandoned || !running) return;
       const ahead = next;
       next = undefined;
       const prefetched = ahead ? await ahead.batch : undefined;
@@ -473,6 +491,7 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
         continue;
       }
       inFlight = [];
+      lastCommitMs = deps.now();
       if (status.length > 0) {
         lastStatusMs = deps.now();
         statusDue = false;

@@ -1,0 +1,79 @@
+/**
+ * uplink.lingerMs: while the uplink keeps up, readings gather into fewer transactions; a backlog is
+ * sent without waiting, and a stop does not wait for the linger. Against the suite's Kafka, counting
+ * the transactions with the gateway's own metric.
+ */
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createFleet } from '../../device-sim/fleet.js';
+import { startTestGateway, type GatewayUnderTest } from '../harness/gateway-under-test.js';
+
+const bootstrap = inject('kafkaBootstrap');
+const gateways: GatewayUnderTest[] = [];
+afterEach(async () => {
+  while (gateways.length > 0) await gateways.pop()!.close();
+});
+
+async function gateway(uplink: Record<string, unknown>): Promise<GatewayUnderTest> {
+  const gw = await startTestGateway(bootstrap, { uplink: { minBackoffMs: 100, maxBackoffMs: 1000, ...uplink } });
+  gateways.push(gw);
+  await expect.poll(() => gw.gateway.status().uplink, { timeout: 30_000 }).toBe('up');
+  return gw;
+}
+
+/** Transactions that carried readings, from the gateway's Prometheus metrics. */
+async function transactions(gw: GatewayUnderTest): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${gw.gateway.httpPort()}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('reefer_uplink_batch_readings_count'));
+  if (!line) throw new Error('no reefer_uplink_batch_readings_count in the metrics');
+  return Number(line.split(' ').pop());
+}
+
+/** 4 devices, 240 readings at 120 a second: two seconds of a steady stream. */
+async function steadyStream(gw: GatewayUnderTest, prefix: string): Promise<void> {
+  const fleet = createFleet({ mqttUrl: gw.mqttUrl, devices: 4, countPerDevice: 60, ratePerSecond: 120, seed: 3, qos: 1, form: 'canonical-json', containerPrefix: prefix });
+  await fleet.run();
+  await fleet.stop();
+  await expect.poll(() => gw.gateway.status().stats.sent, { timeout: 30_000 }).toBe(240);
+}
+
+describe('uplink.lingerMs', () => {
+  it('gathers a steady stream into a transaction per linger instead of one per commit', async () => {
+    const eager = await gateway({ lingerMs: 0 });
+    await steadyStream(eager, 'E');
+    const eagerTransactions = await transactions(eager);
+
+    const lingering = await gateway({ lingerMs: 500 });
+    await steadyStream(lingering, 'L');
+    const lingeringTransactions = await transactions(lingering);
+
+    process.stdout.write(`[linger] 240 readings over 2 s: ${eagerTransactions} transactions at lingerMs 0, ${lingeringTransactions} at 500\n`);
+    expect(eagerTransactions).toBeGreaterThan(15);
+    // ~2 s of readings, a transaction at most every 500 ms, and the stream's first and last.
+    expect(lingeringTransactions).toBeGreaterThanOrEqual(2);
+    expect(lingeringTransactions).toBeLessThanOrEqual(7);
+  });
+
+  it('sends a backlog without waiting', async () => {
+    const gw = await gateway({ lingerMs: 6000, batchSize: 50 });
+    const fleet = createFleet({ mqttUrl: gw.mqttUrl, devices: 3, countPerDevice: 105, ratePerSecond: 0, seed: 4, qos: 1, form: 'canonical-json' });
+    await fleet.run();
+    await fleet.stop();
+    // Full batches, and the rest read ahead behind the last of them, go one after another: lingering
+    // before each would take 6 s.
+    await expect.poll(() => gw.gateway.status().stats.sent, { timeout: 5000, interval: 50 }).toBe(315);
+  });
+
+  it('lets a stop end the linger', async () => {
+    const gw = await gateway({ lingerMs: 60_000 });
+    const fleet = createFleet({ mqttUrl: gw.mqttUrl, devices: 1, countPerDevice: 3, ratePerSecond: 10, seed: 5, qos: 1, form: 'canonical-json' });
+    await fleet.run();
+    await fleet.stop();
+    // The gateway's status went to Kafka when it started: the readings wait a minute after that.
+    expect(gw.gateway.status().outbox.count).toBeGreaterThan(0);
+    const closed = await Promise.race([
+      gateways.pop()!.close().then(() => 'closed'),
+      new Promise((resolve) => setTimeout(() => resolve('still lingering'), 5000)),
+    ]);
+    expect(closed).toBe('closed');
+  });
+});
