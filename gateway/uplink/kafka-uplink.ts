@@ -237,7 +237,7 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
   /** How much longer the next transaction waits for readings to gather; 0 to start it now. */
   function lingerLeft(): number {
     const left = (options.lingerMs ?? 0) - (deps.now() - lastCommitMs);
-    if (left <= 0 || next || deps.outbox.depth().count >= options.batchSize) return 0;
+    if (left <= 0 || next || !running || abandoned || deps.outbox.depth().count >= options.batchSize) return 0;
     return left;
   }
 
@@ -408,7 +408,7 @@ export function createUplink(options: UplinkOptions, deps: UplinkDeps): Uplink {
       }
       // Keeping up with what arrives: let it gather for lingerMs after the last transaction. A backlog
       // (a batch read ahead, or a full one waiting) goes at once.
-      for (let waitMs = lingerLeft(); waitMs > 0 && running; waitMs = lingerLeft()) await sleep(waitMs);
+      for (let waitMs = lingerLeft(); waitMs > 0; waitMs = lingerLeft()) await sleep(waitMs);
       if (abandoned || !running) return;
       const ahead = next;
       next = undefined;

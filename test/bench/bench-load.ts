@@ -43,6 +43,8 @@ export interface LoadResult {
   ackMaxMs: number;
   /** CPU time (user + system) of the load generator from the first publish to the last PUBACK, µs. */
   cpuMicros: number;
+  /** Paced jobs: the p99 publish → PUBACK of the readings published in each second. */
+  ackP99MsPerSecond?: number[];
 }
 
 /** Value at quantile q of sorted samples. */
@@ -163,7 +165,18 @@ async function run(job: LoadJob): Promise<LoadResult> {
     ackP99Ms: round(quantile(ok, 0.99)),
     ackMaxMs: round(ok.length > 0 ? ok[ok.length - 1]! : 0),
     cpuMicros: cpu.user + cpu.system,
+    ...(job.ratePerSecond > 0 ? { ackP99MsPerSecond: perSecondP99(latencies, job.ratePerSecond) } : {}),
   };
+}
+
+/** A paced job publishes reading i at about i / rate seconds: the p99 of each second's readings. */
+function perSecondP99(latencies: Float64Array, ratePerSecond: number): number[] {
+  const out: number[] = [];
+  for (let from = 0; from < latencies.length; from += ratePerSecond) {
+    const second = Array.from(latencies.subarray(from, from + ratePerSecond)).filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+    out.push(round(quantile(second, 0.99)));
+  }
+  return out;
 }
 
 function round(ms: number): number {

@@ -514,6 +514,7 @@ async function latency(broker: KafkaBroker): Promise<Record<string, number | num
       gatewayCpuCores: round(cpuMicros / 1000 / result.elapsedMs, 2),
       // The tail second by second: one slow moment shows as one slow second.
       publishToCommittedP99MsPerSecond: perSecond.map((v) => quantile(v.sort((a, b) => a - b), 0.99)),
+      publishToAckP99MsPerSecond: result.ackP99MsPerSecond ?? [],
     };
     log(`latency ${JSON.stringify(out)}`);
     return out;
