@@ -25,8 +25,8 @@ export interface UplinkOptions {
   /** How often an idle uplink looks at the outbox even without being told of new rows. */
   idlePollMs: number;
   /**
-   * While it keeps up (the last batch was not full), the uplink starts a transaction at least this
-   * long after the last one ended, so readings gather into fewer transactions. 0: at once.
+   * While it keeps up (less than a batch waits, none was read ahead), the uplink starts a transaction
+   * at least this long after the last one ended, so readings gather into fewer transactions. 0: at once.
    */
   lingerMs?: number;
   /** Longest one Kafka operation may take before the broker counts as hung. */
