@@ -354,9 +354,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: { logg
     { host: config.mqtt.host, port: config.mqtt.port, tls: config.mqtt.tls, auth: config.mqtt.auth, limits: config.mqtt.limits },
     {
       logger,
-      onTelemetry: async (publish) => {
-        await ingest.ingest(publish.payload, { transport: 'mqtt', source: publish.topic, topicContainerId: publish.containerId });
-      },
+      onTelemetry: (publish) => ingest.ingest(publish.payload, { transport: 'mqtt', source: publish.topic, topicContainerId: publish.containerId }),
       ...(downlink
         ? {
             onCommandSubscribe: (containerId: string) => downlink.onSubscribe(containerId),

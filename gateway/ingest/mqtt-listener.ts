@@ -73,7 +73,7 @@ export interface MqttListenerDeps {
    * Settles once the publish is durable (accepted or dead-lettered). A rejection means it could not
    * be stored: the device is not acknowledged and its connection is closed, so it sends again.
    */
-  onTelemetry(publish: TelemetryPublish): Promise<void>;
+  onTelemetry(publish: TelemetryPublish): Promise<unknown>;
   onClientCountChange?(connected: number): void;
   now?(): number;
   /** A device subscribed to its own `reefer/<containerId>/commands`: what waits for it can be sent now. */
