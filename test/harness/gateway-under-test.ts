@@ -56,3 +56,10 @@ export async function startTestGateway(
     },
   };
 }
+
+/** The value of one series in the gateway's Prometheus exposition (/metrics), or undefined when absent. */
+export async function gatewayMetric(gw: GatewayUnderTest, series: string): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${gw.gateway.httpPort()}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}

@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createFleet } from '../../device-sim/fleet.js';
-import { startTestGateway, type GatewayUnderTest } from '../harness/gateway-under-test.js';
+import { gatewayMetric, startTestGateway, type GatewayUnderTest } from '../harness/gateway-under-test.js';
 import { startKafkaBroker, type KafkaBroker } from '../harness/kafka-broker.js';
 import { startMosquitto } from '../harness/mosquitto.js';
 import { connectDevice } from '../../device-sim/mqtt-transport.js';
@@ -28,12 +28,6 @@ async function json<T = Record<string, unknown>>(gw: GatewayUnderTest, path: str
   return { status: res.status, body: JSON.parse(res.text) as T };
 }
 
-/** The value of one series in a Prometheus exposition, or undefined when absent. */
-async function metric(gw: GatewayUnderTest, series: string): Promise<number | undefined> {
-  const { text } = await get(gw, '/metrics');
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 describe('operations HTTP', () => {
   it('serves metrics that grow as a simulated fleet publishes and the uplink sends to Kafka', async () => {
@@ -41,7 +35,7 @@ describe('operations HTTP', () => {
     const metrics = await get(gw, '/metrics');
     expect(metrics.status).toBe(200);
     expect(metrics.type).toContain('text/plain');
-    expect(await metric(gw, 'reefer_readings_accepted_total{transport="mqtt"}')).toBe(0);
+    expect(await gatewayMetric(gw, 'reefer_readings_accepted_total{transport="mqtt"}')).toBe(0);
 
     const fleet = createFleet({ mqttUrl: gw.mqttUrl, devices: 10, countPerDevice: 10, ratePerSecond: 0, seed: 21, qos: 1, form: 'canonical-json' });
     cleanups.push(() => fleet.stop());
@@ -50,17 +44,17 @@ describe('operations HTTP', () => {
     await device.publish('reefer/C0001/telemetry', Buffer.from('{"container_id": "C0001", '));
     await device.close();
 
-    expect(await metric(gw, 'reefer_readings_accepted_total{transport="mqtt"}')).toBe(100);
-    expect(await metric(gw, 'reefer_readings_rejected_total{transport="mqtt",reason="malformed-json"}')).toBe(1);
-    expect(await metric(gw, 'reefer_loss_ledger_readings_total{reason="malformed-json"}')).toBe(1);
-    await expect.poll(() => metric(gw, 'reefer_uplink_sent_readings_total'), { timeout: 60_000 }).toBe(100);
-    await expect.poll(() => metric(gw, 'reefer_outbox_readings'), { timeout: 30_000 }).toBe(0);
-    expect(await metric(gw, 'reefer_uplink_state{state="up"}')).toBe(1);
-    expect(await metric(gw, 'reefer_uplink_send_duration_seconds_count')).toBeGreaterThan(0);
-    expect(await metric(gw, 'reefer_uplink_batch_readings_sum')).toBe(100);
-    expect(await metric(gw, 'reefer_containers_online')).toBe(10);
-    expect(await metric(gw, 'reefer_disk_free_bytes')).toBeGreaterThan(0);
-    expect(await metric(gw, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(await gatewayMetric(gw, 'reefer_readings_accepted_total{transport="mqtt"}')).toBe(100);
+    expect(await gatewayMetric(gw, 'reefer_readings_rejected_total{transport="mqtt",reason="malformed-json"}')).toBe(1);
+    expect(await gatewayMetric(gw, 'reefer_loss_ledger_readings_total{reason="malformed-json"}')).toBe(1);
+    await expect.poll(() => gatewayMetric(gw, 'reefer_uplink_sent_readings_total'), { timeout: 60_000 }).toBe(100);
+    await expect.poll(() => gatewayMetric(gw, 'reefer_outbox_readings'), { timeout: 30_000 }).toBe(0);
+    expect(await gatewayMetric(gw, 'reefer_uplink_state{state="up"}')).toBe(1);
+    expect(await gatewayMetric(gw, 'reefer_uplink_send_duration_seconds_count')).toBeGreaterThan(0);
+    expect(await gatewayMetric(gw, 'reefer_uplink_batch_readings_sum')).toBe(100);
+    expect(await gatewayMetric(gw, 'reefer_containers_online')).toBe(10);
+    expect(await gatewayMetric(gw, 'reefer_disk_free_bytes')).toBeGreaterThan(0);
+    expect(await gatewayMetric(gw, 'process_resident_memory_bytes')).toBeGreaterThan(0);
 
     const containers = await json<{ containers: { containerId: string; temperature: number }[]; online: number }>(gw, '/api/containers');
     expect(containers.body.containers.map((c) => c.containerId)).toHaveLength(10);
@@ -79,8 +73,8 @@ describe('operations HTTP', () => {
     await expect.poll(async () => (await json(gw, '/readyz')).body.uplink, { timeout: 60_000 }).toBe('down');
     expect(await json(gw, '/readyz')).toEqual({ status: 200, body: { ready: true, mqtt: 'listening', outbox: 'writable', uplink: 'down' } });
     expect(await json(gw, '/healthz')).toEqual({ status: 200, body: { status: 'alive' } });
-    expect(await metric(gw, 'reefer_uplink_state{state="down"}')).toBe(1);
-    expect(await metric(gw, 'reefer_uplink_errors_total')).toBeGreaterThan(0);
+    expect(await gatewayMetric(gw, 'reefer_uplink_state{state="down"}')).toBe(1);
+    expect(await gatewayMetric(gw, 'reefer_uplink_errors_total')).toBeGreaterThan(0);
 
     await broker.start();
     await expect.poll(async () => (await json(gw, '/readyz')).body.uplink, { timeout: 90_000 }).toBe('up');

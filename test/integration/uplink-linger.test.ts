@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createFleet } from '../../device-sim/fleet.js';
-import { startTestGateway, type GatewayUnderTest } from '../harness/gateway-under-test.js';
+import { gatewayMetric, startTestGateway, type GatewayUnderTest } from '../harness/gateway-under-test.js';
 
 const bootstrap = inject('kafkaBootstrap');
 const gateways: GatewayUnderTest[] = [];
@@ -22,10 +22,9 @@ async function gateway(uplink: Record<string, unknown>): Promise<GatewayUnderTes
 
 /** Transactions that carried readings, from the gateway's Prometheus metrics. */
 async function transactions(gw: GatewayUnderTest): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${gw.gateway.httpPort()}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('reefer_uplink_batch_readings_count'));
-  if (!line) throw new Error('no reefer_uplink_batch_readings_count in the metrics');
-  return Number(line.split(' ').pop());
+  const count = await gatewayMetric(gw, 'reefer_uplink_batch_readings_count');
+  if (count === undefined) throw new Error('no reefer_uplink_batch_readings_count in the metrics');
+  return count;
 }
 
 /** 4 devices, 240 readings at 120 a second: two seconds of a steady stream. Resolves with the ms until all were sent. */
