@@ -262,6 +262,16 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
   let routeTelemetry = false;
   /** Sockets corked while this tick's acknowledgements are written; uncorked together on the next tick. */
   const corked = new Set<Writable>();
+  /** A subscription granted or restored: a device's own commands, or anything else, after which telemetry is routed. */
+  function subscribed(client: Client, topic: string, qos: number): void {
+    const match = COMMANDS_TOPIC.exec(topic);
+    if (!match) {
+      routeTelemetry = true;
+      return;
+    }
+    commandSubscription(client, match[1]!, qos);
+    deps.onCommandSubscribe?.(match[1]!, client.id);
+  }
   /** Per client, settles once its last held publish was handed on. */
   const gates = new WeakMap<Client, Promise<void>>();
   let closing: Promise<void> | undefined;
@@ -497,30 +507,13 @@ export function createMqttListener(options: MqttListenerOptions, deps: MqttListe
       });
       skipTelemetryRouting(b);
       b.on('subscribe', (subscriptions, client) => {
-        for (const sub of subscriptions) {
-          // aedes reports refused subscriptions too, with the failure code as their QoS.
-          if ((sub.qos as number) === 128) continue;
-          const match = COMMANDS_TOPIC.exec(sub.topic);
-          if (!match) {
-            routeTelemetry = true;
-            continue;
-          }
-          commandSubscription(client, match[1]!, sub.qos);
-          deps.onCommandSubscribe?.(match[1]!, client.id);
-        }
+        // aedes reports refused subscriptions too, with the failure code as their QoS.
+        for (const sub of subscriptions) if ((sub.qos as number) !== 128) subscribed(client, sub.topic, sub.qos);
       });
       // A device with a persistent session gets its subscriptions back without subscribing again.
       b.on('clientReady', (client) => {
         const restored = (client as unknown as { subscriptions?: Record<string, { qos?: number }> }).subscriptions ?? {};
-        for (const [topic, sub] of Object.entries(restored)) {
-          const match = COMMANDS_TOPIC.exec(topic);
-          if (!match) {
-            routeTelemetry = true;
-            continue;
-          }
-          commandSubscription(client, match[1]!, sub.qos ?? 0);
-          deps.onCommandSubscribe?.(match[1]!, client.id);
-        }
+        for (const [topic, sub] of Object.entries(restored)) subscribed(client, topic, sub.qos ?? 0);
       });
       b.on('unsubscribe', (topics, client) => {
         for (const topic of topics) {
