@@ -2,13 +2,14 @@
  * The benchmark's MQTT load generator, in a process of its own (forked by bench.ts), so the devices'
  * CPU and memory are not counted against the gateway.
  *
- * Receives one `{ type: 'run', job }` over the fork IPC channel: connects `devices` MQTT 3.1.1 clients,
- * reports `{ type: 'connected' }`, publishes canonical-JSON readings at QoS 1 (flat out with up to
- * `inFlightPerDevice` unacknowledged per device, or paced at `ratePerSecond` across the fleet), and
- * answers `{ type: 'done', result }` with the publish → PUBACK latencies. Then it waits for
+ * Receives one `{ type: 'run', job }` over the fork IPC channel: connects `devices` MQTT 3.1.1 clients
+ * (MQTT.js, or the lean publisher of lean-mqtt-device.ts), reports `{ type: 'connected' }`, publishes
+ * canonical-JSON readings at QoS 1 (flat out with up to `inFlightPerDevice` unacknowledged per device,
+ * or paced at `ratePerSecond` across the fleet), and answers `{ type: 'done', result }` with the publish → PUBACK latencies. Then it waits for
  * `{ type: 'close' }` to disconnect, so devices can stay connected while the gateway is sampled.
  */
-import { connectDevice, type DeviceConnection } from '../../device-sim/mqtt-transport.js';
+import { connectDevice } from '../../device-sim/mqtt-transport.js';
+import { connectLeanDevice, type LeanDevice } from './lean-mqtt-device.js';
 
 export interface LoadJob {
   url: string;
@@ -29,6 +30,8 @@ export interface LoadJob {
   wallClockTimes: boolean;
   /** Devices connect spread over this window. */
   connectSpreadMs: number;
+  /** Devices speak through the lean publisher (lean-mqtt-device.ts) instead of MQTT.js. */
+  lean?: boolean;
 }
 
 export interface LoadResult {
@@ -54,7 +57,7 @@ export function quantile(sorted: ArrayLike<number>, q: number): number {
 }
 
 interface Device {
-  connection: DeviceConnection;
+  connection: LeanDevice;
   topic: string;
   head: string;
   nextTimeMs: number;
@@ -75,7 +78,10 @@ async function run(job: LoadJob): Promise<LoadResult> {
   for (let i = 0; i < job.devices; i++) {
     const containerId = `${job.prefix}${String(i).padStart(4, '0')}`;
     connecting.push(
-      connectDevice({ url: job.url, clientId: `bench-${containerId}`, qos: 1, connectTimeoutMs: 30_000, reconnectPeriodMs: 0 }).then((connection) => ({
+      (job.lean
+        ? connectLeanDevice(job.url, `bench-${containerId}`, 30_000)
+        : connectDevice({ url: job.url, clientId: `bench-${containerId}`, qos: 1, connectTimeoutMs: 30_000, reconnectPeriodMs: 0 })
+      ).then((connection) => ({
         connection,
         topic: `reefer/${containerId}/telemetry`,
         head: deviceHead(containerId),

@@ -63,6 +63,7 @@ const { values: args } = parseArgs({
     'latency-seconds': { type: 'string' },
     'latency-warmup-seconds': { type: 'string' },
     devices: { type: 'string' },
+    load: { type: 'string' },
     'fsync-delay-ms': { type: 'string' },
   },
 });
@@ -76,6 +77,16 @@ const LATENCY_RATE = Number(args['latency-rate'] ?? 5000);
 const LATENCY_SECONDS = Number(args['latency-seconds'] ?? 20);
 const LATENCY_WARMUP_SECONDS = Number(args['latency-warmup-seconds'] ?? 3);
 const MEMORY_DEVICES = Number(args.devices ?? 2000);
+/**
+ * The devices of the throughput and latency phases: `lean` (the benchmark's own QoS 1 publisher, a
+ * few µs of CPU a reading, so the cores it shares with the gateway go to the gateway) or `mqttjs` (a
+ * general MQTT client, ~15 µs a reading). The memory phase always connects MQTT.js devices, which
+ * keep their connections alive as real ones do.
+ */
+const LOAD_KINDS = ['lean', 'mqttjs'] as const;
+const LOAD = (args.load ?? 'lean') as (typeof LOAD_KINDS)[number];
+if (!LOAD_KINDS.includes(LOAD)) throw new Error(`--load ${LOAD}: expected ${LOAD_KINDS.join(' or ')}`);
+const LOAD_NAME = LOAD === 'lean' ? 'lean publisher' : 'MQTT.js';
 /** Added to every fsync of the gateway process, to see it on storage as slow as an SD card's. */
 const FSYNC_DELAY_MS = Number(args['fsync-delay-ms'] ?? 0);
 /** Devices and unacknowledged publishes per device for the flat-out phases. */
@@ -255,6 +266,7 @@ function flatJob(url: string, prefix: string, total: number, startTimeMs: number
     intervalMs: 1000,
     wallClockTimes: false,
     connectSpreadMs: 200,
+    lean: LOAD === 'lean',
   };
 }
 
@@ -380,7 +392,7 @@ async function stages(broker: KafkaBroker): Promise<Record<string, number>> {
   out.mqttListenerCpuMicrosPerReading = round((listenerCpu.user + listenerCpu.system) / READINGS, 2);
   out.mqttDevicesCpuMicrosPerReading = round(result.cpuMicros / READINGS, 2);
   log(
-    `stage MQTT QoS 1 (${FLAT_DEVICES} devices × ${FLAT_IN_FLIGHT} in flight) ${out.mqttQos1PerSecond}/s, ` +
+    `stage MQTT QoS 1 (${FLAT_DEVICES} devices, ${LOAD_NAME}, × ${FLAT_IN_FLIGHT} in flight) ${out.mqttQos1PerSecond}/s, ` +
       `listener ${out.mqttListenerCpuMicrosPerReading} µs and devices ${out.mqttDevicesCpuMicrosPerReading} µs of CPU a reading`,
   );
   return out;
@@ -476,6 +488,7 @@ async function latency(broker: KafkaBroker): Promise<Record<string, number | num
       intervalMs: 0,
       wallClockTimes: true,
       connectSpreadMs: 1000,
+      lean: LOAD === 'lean',
     });
     const result = await load.done;
     await load.close();
@@ -678,6 +691,7 @@ async function main(): Promise<void> {
     node: process.version,
     kafka: KAFKA_VERSION,
     loadAverageAtStart: loadavg().map((l) => round(l, 2)),
+    devices: LOAD_NAME,
   };
   log(`machine ${JSON.stringify(machine)}`);
   const broker = await startKafkaBroker({ heapMb: 1024 });
@@ -745,7 +759,7 @@ function printTable(results: Record<string, unknown>): void {
   add('e2e', 'ingestAckPerSecond', 'PUBACKs/s during the run');
   add('e2e', 'gatewayCpuMicrosPerReading', 'µs of gateway CPU per reading');
   add('e2e', 'gatewayPeakRssMb', 'MB');
-  add('e2e', 'loadCpuMicrosPerReading', 'µs of the devices\' CPU per reading (MQTT.js, QoS 1)');
+  add('e2e', 'loadCpuMicrosPerReading', `µs of the devices' CPU per reading (${LOAD_NAME}, QoS 1)`);
   add('e2e', 'brokerCpuMicrosPerReading', 'µs of the Kafka broker\'s CPU per reading');
   add('e2e', 'machineBusyPercent', '% of all cores busy during the run');
   add('e2e', 'cpuBoundPerSecond', 'readings/s the cores allow at the three processes\' CPU per reading');
