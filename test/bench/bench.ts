@@ -167,6 +167,8 @@ interface GatewayChild {
   mqttUrl: string;
   dataDir: string;
   topic: string;
+  /** CPU time of the gateway's main thread (its event loop) so far, µs; undefined without /proc. */
+  mainThreadCpuMicros(): number | undefined;
   sample(): Promise<GatewaySample>;
   close(): Promise<void>;
 }
@@ -216,6 +218,7 @@ async function startGatewayChild(broker: KafkaBroker, name: string): Promise<Gat
     mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
     dataDir,
     topic,
+    mainThreadCpuMicros: () => (child.pid === undefined ? undefined : statCpuMicros(`/proc/${child.pid}/task/${child.pid}/stat`)),
     async sample() {
       channel.send({ type: 'sample' });
       return channel.next<GatewaySample>('sample');
@@ -406,6 +409,7 @@ async function e2e(broker: KafkaBroker): Promise<Record<string, number>> {
     await load.connected;
     const started = performance.now();
     const brokerCpuBefore = processCpuMicros(broker.pid());
+    const mainThreadBefore = g.mainThreadCpuMicros();
     const machineBefore = machineCpuTicks();
     let last = before;
     let peakRss = before.rssBytes;
@@ -423,6 +427,7 @@ async function e2e(broker: KafkaBroker): Promise<Record<string, number>> {
     );
     const elapsedMs = performance.now() - started;
     const brokerCpuAfter = processCpuMicros(broker.pid());
+    const mainThreadAfter = g.mainThreadCpuMicros();
     const machineAfter = machineCpuTicks();
     const result = await load.done;
     await load.close();
@@ -441,6 +446,11 @@ async function e2e(broker: KafkaBroker): Promise<Record<string, number>> {
       duplicates: last.duplicates - before.duplicates,
       rejected: last.rejected - before.rejected,
     };
+    // The gateway's event loop runs on one thread: near a core's worth of CPU, it holds the rate.
+    if (mainThreadBefore !== undefined && mainThreadAfter !== undefined) {
+      out.gatewayMainThreadCpuMicrosPerReading = round((mainThreadAfter - mainThreadBefore) / READINGS, 2);
+      out.gatewayMainThreadBusyPercent = round((100 * (mainThreadAfter - mainThreadBefore)) / 1000 / elapsedMs, 1);
+    }
     // The machine's CPU budget: the gateway, the devices and the broker share its cores, so a reading
     // costs what the three spend on it together, and the cores divided by that bounds the rate.
     if (brokerCpuBefore !== undefined && brokerCpuAfter !== undefined && machineBefore && machineAfter) {
@@ -598,8 +608,13 @@ const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' 
 
 /** A process's CPU time so far (user + system), µs, from /proc; undefined where there is none. */
 function processCpuMicros(pid: number | undefined): number | undefined {
-  if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return undefined;
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return pid === undefined ? undefined : statCpuMicros(`/proc/${pid}/stat`);
+}
+
+/** User and system CPU time in a /proc stat file (of a process or of one of its threads), µs. */
+function statCpuMicros(path: string): number | undefined {
+  if (!existsSync(path)) return undefined;
+  const stat = readFileSync(path, 'utf8');
   // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
@@ -635,7 +650,10 @@ async function drain(broker: KafkaBroker): Promise<Record<string, number>> {
     await broker.stop();
     await waitFor(async () => (await g.sample()).uplink === 'down', 60_000, 'the uplink to notice the outage', 200).catch(() => undefined);
     const load = startLoad(flatJob(g.mqttUrl, 'D', READINGS, Date.now() - 20 * 86_400_000));
+    await load.connected;
+    const ingestMainBefore = g.mainThreadCpuMicros();
     const buffering = await load.done;
+    const ingestMainAfter = g.mainThreadCpuMicros();
     await load.close();
     const backlog = await g.sample();
     const dbPath = join(g.dataDir, 'outbox.db');
@@ -649,6 +667,7 @@ async function drain(broker: KafkaBroker): Promise<Record<string, number>> {
     await broker.start();
     await waitFor(async () => (await g.sample()).sent > backlog.sent, 120_000, 'the first batch after the outage', 20);
     const first = await g.sample();
+    const drainMainBefore = g.mainThreadCpuMicros();
     const started = performance.now();
     let last = first;
     let peakRss = first.rssBytes;
@@ -663,6 +682,7 @@ async function drain(broker: KafkaBroker): Promise<Record<string, number>> {
       50,
     );
     const drainMs = performance.now() - started;
+    const drainMainAfter = g.mainThreadCpuMicros();
     const drained = last.sent - first.sent;
     const cpuMicros = last.cpuUserMicros + last.cpuSystemMicros - first.cpuUserMicros - first.cpuSystemMicros;
     const out = {
@@ -672,6 +692,13 @@ async function drain(broker: KafkaBroker): Promise<Record<string, number>> {
       outboxBytesPerReadingWithWal: round(withWal / backlog.outboxCount, 1),
       drainPerSecond: round(drained / (drainMs / 1000)),
       drainCpuMicrosPerReading: round(cpuMicros / Math.max(1, drained), 2),
+      // What the two halves of the pipeline cost the main thread each, alone: taking readings in, and sending them on.
+      ...(ingestMainBefore !== undefined && ingestMainAfter !== undefined
+        ? { ingestMainThreadCpuMicrosPerReading: round((ingestMainAfter - ingestMainBefore) / READINGS, 2) }
+        : {}),
+      ...(drainMainBefore !== undefined && drainMainAfter !== undefined
+        ? { drainMainThreadCpuMicrosPerReading: round((drainMainAfter - drainMainBefore) / Math.max(1, drained), 2) }
+        : {}),
       uplinkBytesPerReading: round((topicLogBytes(broker, g.topic) - topicBefore) / backlog.outboxCount, 1),
       gatewayRssBeforeMb: round(backlog.rssBytes / MB, 1),
       gatewayPeakRssMb: round(peakRss / MB, 1),
@@ -758,6 +785,8 @@ function printTable(results: Record<string, unknown>): void {
   add('e2e', 'endToEndPerSecond', 'readings/s, MQTT QoS 1 → outbox → Kafka committed');
   add('e2e', 'ingestAckPerSecond', 'PUBACKs/s during the run');
   add('e2e', 'gatewayCpuMicrosPerReading', 'µs of gateway CPU per reading');
+  add('e2e', 'gatewayMainThreadCpuMicrosPerReading', 'µs of it on the main thread (the event loop)');
+  add('e2e', 'gatewayMainThreadBusyPercent', '% of the run the main thread was on a core');
   add('e2e', 'gatewayPeakRssMb', 'MB');
   add('e2e', 'loadCpuMicrosPerReading', `µs of the devices' CPU per reading (${LOAD_NAME}, QoS 1)`);
   add('e2e', 'brokerCpuMicrosPerReading', 'µs of the Kafka broker\'s CPU per reading');
@@ -772,6 +801,8 @@ function printTable(results: Record<string, unknown>): void {
   add('latency', 'gatewayCpuMicrosPerReading', 'µs of gateway CPU per reading');
   add('drain', 'drainPerSecond', 'readings/s after an outage');
   add('drain', 'ingestWhileKafkaDownAckPerSecond', 'PUBACKs/s, Kafka down');
+  add('drain', 'ingestMainThreadCpuMicrosPerReading', 'µs of the main thread per reading taken in, Kafka down');
+  add('drain', 'drainMainThreadCpuMicrosPerReading', 'µs of the main thread per reading drained');
   add('drain', 'outboxBytesPerReading', 'B on disk per reading (checkpointed)');
   add('drain', 'outboxBytesPerReadingWithWal', 'B on disk per reading (db + WAL)');
   add('drain', 'uplinkBytesPerReading', 'B per reading in Kafka log segments (compressed)');
