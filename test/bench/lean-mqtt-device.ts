@@ -6,6 +6,7 @@
  * keep-alive (0), no subscriptions, no QoS 2, no reconnection.
  */
 import { connect as connectTcp, type Socket } from 'node:net';
+import { connectPacket, remainingLength } from '../harness/raw-mqtt-client.js';
 
 export interface LeanDevice {
   /** Resolves once the broker's PUBACK for this publish arrives; rejects if the connection ends first. */
@@ -15,28 +16,6 @@ export interface LeanDevice {
 
 const CONNACK = 0x20;
 const PUBACK = 0x40;
-
-/** MQTT's variable-length "remaining length". */
-function lengthBytes(length: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = length % 128;
-    length = Math.floor(length / 128);
-    if (length > 0) byte |= 0x80;
-    out.push(byte);
-  } while (length > 0);
-  return out;
-}
-
-function connectPacket(clientId: string): Buffer {
-  const id = Buffer.from(clientId);
-  const body = Buffer.concat([
-    Buffer.from([0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x00]), // "MQTT", level 4, clean session, keep-alive 0
-    Buffer.from([id.length >> 8, id.length & 0xff]),
-    id,
-  ]);
-  return Buffer.concat([Buffer.from([0x10, ...lengthBytes(body.length)]), body]);
-}
 
 export function connectLeanDevice(url: string, clientId: string, timeoutMs: number): Promise<LeanDevice> {
   const { hostname, port } = new URL(url);
@@ -98,7 +77,7 @@ export function connectLeanDevice(url: string, clientId: string, timeoutMs: numb
       }
       input = at === input.length ? Buffer.alloc(0) : input.subarray(at);
     });
-    socket.once('connect', () => socket.write(connectPacket(clientId)));
+    socket.once('connect', () => socket.write(connectPacket(clientId, { keepaliveS: 0 })));
 
     const device: LeanDevice = {
       publish(topic, payload) {
@@ -106,11 +85,11 @@ export function connectLeanDevice(url: string, clientId: string, timeoutMs: numb
         nextId = nextId === 0xffff ? 1 : nextId + 1;
         const topicLength = Buffer.byteLength(topic);
         const remaining = 2 + topicLength + 2 + payload.length;
-        const header = lengthBytes(remaining);
+        const header = remainingLength(remaining);
         const packet = Buffer.allocUnsafe(1 + header.length + remaining);
         let at = 0;
         packet[at++] = 0x32; // PUBLISH, QoS 1
-        for (const b of header) packet[at++] = b;
+        at += header.copy(packet, at);
         packet.writeUInt16BE(topicLength, at);
         at += 2;
         at += packet.write(topic, at, 'latin1');
