@@ -5,8 +5,9 @@
  * Receives one `{ type: 'run', job }` over the fork IPC channel: connects `devices` MQTT 3.1.1 clients
  * (MQTT.js, or the lean publisher of lean-mqtt-device.ts), reports `{ type: 'connected' }`, publishes
  * canonical-JSON readings at QoS 1 (flat out with up to `inFlightPerDevice` unacknowledged per device,
- * or paced at `ratePerSecond` across the fleet), and answers `{ type: 'done', result }` with the publish → PUBACK latencies. Then it waits for
- * `{ type: 'close' }` to disconnect, so devices can stay connected while the gateway is sampled.
+ * or paced at `ratePerSecond` across the fleet), and answers `{ type: 'done', result }` with the
+ * publish → PUBACK latencies. Then it waits for `{ type: 'close' }` to disconnect, so devices can stay
+ * connected while the gateway is sampled.
  */
 import { connectDevice } from '../../device-sim/mqtt-transport.js';
 import { connectLeanDevice, type LeanDevice } from './lean-mqtt-device.js';

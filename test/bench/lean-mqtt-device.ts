@@ -92,7 +92,7 @@ export function connectLeanDevice(url: string, clientId: string, timeoutMs: numb
         at += header.copy(packet, at);
         packet.writeUInt16BE(topicLength, at);
         at += 2;
-        at += packet.write(topic, at, 'latin1');
+        at += packet.write(topic, at, 'utf8');
         packet.writeUInt16BE(id, at);
         at += 2;
         payload.copy(packet, at);
@@ -104,8 +104,10 @@ export function connectLeanDevice(url: string, clientId: string, timeoutMs: numb
         return new Promise<void>((resolvePublish, rejectPublish) => waiting.set(id, { resolve: resolvePublish, reject: rejectPublish }));
       },
       close() {
+        if (socket.destroyed) return Promise.resolve();
         return new Promise<void>((resolveClose) => {
-          socket.end(Buffer.from([0xe0, 0x00]), () => resolveClose()); // DISCONNECT
+          socket.once('close', () => resolveClose());
+          socket.end(Buffer.from([0xe0, 0x00])); // DISCONNECT
         });
       },
     };
